@@ -1,0 +1,3 @@
+from bgbench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""The paper's six synthetic test backgrounds, the noise sweep, and how a background is applied.
+
+Every background is a binary ``uint8`` image of ``SIZE x SIZE`` (0 or 1), built by a small
+pure function in ``BACKGROUNDS`` (mnist-c style). A background replaces every pixel outside
+the object, where the object is the non-zero pixels grown by a binary dilation with a disk
+of radius 2. The definitions, pixel counts and checksums are fixed by ``shared/DESIGN.md``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+SIZE = 32
+PAD = 2
+DILATION_RADIUS = 2
+RANDOM_FRACTION = 0.25
+# The paper's Table 2: 0, 0.01, ..., 0.09, then 0.1, 0.2, ..., 1.0.
+NOISE_RATES: tuple[float, ...] = tuple(round(i / 100, 2) for i in range(10)) + tuple(
+    round(i / 10, 1) for i in range(1, 11)
+)
+
+
+def _grid() -> tuple[np.ndarray, np.ndarray]:
+    return np.mgrid[0:SIZE, 0:SIZE]
+
+
+def stripes() -> np.ndarray:
+    """Diagonal lines 2 px thick, period 10: set where (y - x) mod 10 is 0 or 9."""
+    y, x = _grid()
+    return np.isin((y - x) % 10, (0, 9)).astype(np.uint8)
+
+
+def board() -> np.ndarray:
+    """Checkerboard of 6 px squares on a grid starting at (-2, -2), top-left square 0."""
+    y, x = _grid()
+    return (((y + 2) // 6 + (x + 2) // 6) % 2).astype(np.uint8)
+
+
+def border() -> np.ndarray:
+    """A frame 2 px thick along the image edge."""
+    out = np.ones((SIZE, SIZE), np.uint8)
+    out[2:-2, 2:-2] = 0
+    return out
+
+
+def _perimeters(out: np.ndarray, centres, radius: int) -> None:
+    from skimage.draw import circle_perimeter
+
+    for r, c in centres:
+        rr, cc = circle_perimeter(r, c, radius, shape=out.shape)
+        out[rr, cc] = 1
+
+
+def circles() -> np.ndarray:
+    """Four circle perimeters of radius 6 centred at (8,8), (24,8), (8,24), (24,24)."""
+    out = np.zeros((SIZE, SIZE), np.uint8)
+    _perimeters(out, [(8, 8), (24, 8), (8, 24), (24, 24)], 6)
+    return out
+
+
+def clock() -> np.ndarray:
+    """Circle perimeters of radius 15 and 14 at the centre, plus four ticks at 12, 3, 6, 9."""
+    out = np.zeros((SIZE, SIZE), np.uint8)
+    for radius in (15, 14):
+        _perimeters(out, [(16, 16)], radius)
+    out[15:18, 0:7] = 1
+    out[15:18, 26:32] = 1
+    out[0:7, 15:18] = 1
+    out[26:32, 15:18] = 1
+    return out
+
+
+def noise(rate: float) -> np.ndarray:
+    """``int(SIZE*SIZE*rate)`` pixels set, drawn without replacement by RandomState(0)."""
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"noise rate must be in [0, 1], got {rate}")
+    count = int(SIZE * SIZE * rate)
+    flat = np.zeros(SIZE * SIZE, np.uint8)
+    flat[np.random.RandomState(0).choice(SIZE * SIZE, count, replace=False)] = 1
+    return flat.reshape(SIZE, SIZE)
+
+
+def random() -> np.ndarray:
+    """Exactly 256 pixels set (a quarter), drawn by RandomState(0)."""
+    return noise(RANDOM_FRACTION)
+
+
+BACKGROUNDS: dict[str, Callable[[], np.ndarray]] = {
+    "stripes": stripes,
+    "board": board,
+    "border": border,
+    "circles": circles,
+    "clock": clock,
+    "random": random,
+}
+
+
+def background(name: str) -> np.ndarray:
+    """The named background as ``uint8 [32, 32]`` of zeros and ones."""
+    try:
+        return BACKGROUNDS[name]()
+    except KeyError:
+        raise KeyError(f"unknown background {name!r}; choose from {', '.join(BACKGROUNDS)}") from None
+
+
+def pad(images: np.ndarray) -> np.ndarray:
+    """Zero-pad ``[..., 28, 28]`` images by 2 on every side to ``[..., 32, 32]``."""
+    width = [(0, 0)] * (images.ndim - 2) + [(PAD, PAD), (PAD, PAD)]
+    return np.pad(images, width)
+
+
+def to_float(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels to float32 in [0, 1] (``x / 255``); float input is returned as float32."""
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / np.float32(255)
+    return images.astype(np.float32, copy=False)
+
+
+def foreground(images: np.ndarray) -> np.ndarray:
+    """The object region of ``[N, H, W]`` images: ``x > 0`` dilated by a disk of radius 2."""
+    from scipy.ndimage import binary_dilation
+    from skimage.morphology import disk
+
+    structure = disk(DILATION_RADIUS).astype(bool)[None]
+    return binary_dilation(images > 0, structure=structure)
+
+
+def apply_reference(images: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    """Pure numpy/scipy: ``[N, H, W]`` images with ``bg [H, W]`` outside the object.
+
+    Returns float32 ``[N, 1, H, W]`` in [0, 1]. This is the definition the fast path
+    (``apply``, through ``bgbench._core``) must match bit for bit.
+    """
+    _check_images(images, bg)
+    out = np.where(foreground(images), to_float(images), to_float(bg)[None])
+    return out[:, None].astype(np.float32, copy=False)
+
+
+_warned_fallback = False
+
+
+def apply(images: np.ndarray, bg: np.ndarray, threads: int = 0) -> np.ndarray:
+    """Composite ``bg [H, W]`` behind ``[N, H, W]`` images; float32 ``[N, 1, H, W]``.
+
+    Uses the compiled core (multi-threaded, ``threads=0`` means all cores); where it is
+    missing, falls back to ``apply_reference`` with one warning.
+    """
+    global _warned_fallback
+    _check_images(images, bg)
+    try:
+        from bgbench import _core
+    except ImportError:
+        if not _warned_fallback:
+            warnings.warn("bgbench._core is not built; using the slow numpy reference "
+                          "(run `pip install --no-build-isolation -e .`)", stacklevel=2)
+            _warned_fallback = True
+        return apply_reference(images, bg)
+    return _core.build_test_set(np.ascontiguousarray(images), np.ascontiguousarray(bg),
+                                DILATION_RADIUS, threads)
+
+
+def _check_images(images: np.ndarray, bg: np.ndarray) -> None:
+    if images.ndim != 3:
+        raise ValueError(f"images must be [N, H, W], got shape {images.shape}")
+    if bg.shape != images.shape[1:]:
+        raise ValueError(f"background shape {bg.shape} does not match images {images.shape[1:]}")

@@ -1,0 +1,1 @@
+"""One module per ``bgbench`` subcommand, each with ``register(subparsers)``."""

@@ -1,0 +1,37 @@
+"""Where a result came from: package version, git commit, library versions."""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import subprocess
+from pathlib import Path
+
+from bgbench import __version__
+
+_REPO = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def git_commit() -> str:
+    """The commit of the source tree bgbench runs from (``+dirty`` if modified), or ``unknown``."""
+    try:
+        run = functools.partial(subprocess.run, cwd=_REPO, capture_output=True, text=True,
+                                timeout=10, check=True)
+        sha = run(["git", "rev-parse", "HEAD"]).stdout.strip()
+        dirty = run(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions(names: tuple[str, ...] = ("numpy", "torch", "torchvision", "onnx",
+                                                "onnxruntime", "scikit-image")) -> dict[str, str]:
+    """Installed versions of the libraries a result depends on (absent ones are skipped)."""
+    versions = {"bgbench": __version__}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions

@@ -1,0 +1,54 @@
+"""Builds bgbench's two compiled modules.
+
+- ``bgbench._C``: the torch extension holding ``torch.ops.bgbench.*`` (CPU always,
+  CUDA when a toolkit is found, or always with ``FORCE_CUDA=1``; ``BGBENCH_CUDA=0``
+  skips CUDA).
+- ``bgbench._core``: a torch-free pybind11 module the evaluation harness uses.
+
+Both compile the same kernel header in ``csrc/kernels``.
+"""
+
+import glob
+import os
+
+import pybind11
+from setuptools import Extension, setup
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+OPENMP = ["-fopenmp"]
+CXX_FLAGS = ["-O3", "-std=c++17", *OPENMP]
+
+
+def _build_cuda() -> bool:
+    if os.environ.get("BGBENCH_CUDA") == "0":
+        return False
+    if os.environ.get("FORCE_CUDA") == "1":
+        if CUDA_HOME is None:
+            raise RuntimeError("FORCE_CUDA=1 but no CUDA toolkit was found: set CUDA_HOME=/usr/local/cuda")
+        return True
+    return CUDA_HOME is not None
+
+
+def _torch_extension():
+    sources = ["csrc/ops.cpp", *sorted(glob.glob("csrc/cpu/*.cpp"))]
+    args = {"cxx": CXX_FLAGS}
+    if _build_cuda():
+        sources += sorted(glob.glob("csrc/cuda/*.cu"))
+        args["nvcc"] = ["-O3", "--use_fast_math", "-std=c++17"]
+        return CUDAExtension("bgbench._C", sources, extra_compile_args=args,
+                             extra_link_args=OPENMP, include_dirs=["csrc"])
+    return CppExtension("bgbench._C", sources, extra_compile_args=args,
+                        extra_link_args=OPENMP, include_dirs=["csrc"])
+
+
+def _core_extension():
+    # Plain pybind11: must not link libtorch, so the harness runs where torch is absent.
+    return Extension("bgbench._core", ["csrc/core.cpp"],
+                     include_dirs=["csrc", pybind11.get_include()], language="c++",
+                     extra_compile_args=CXX_FLAGS, extra_link_args=OPENMP)
+
+
+setup(
+    ext_modules=[_torch_extension(), _core_extension()],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+)
