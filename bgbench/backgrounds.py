@@ -131,11 +131,13 @@ def foreground(images: np.ndarray) -> np.ndarray:
 def apply_reference(images: np.ndarray, bg: np.ndarray) -> np.ndarray:
     """Pure numpy/scipy: ``[N, H, W]`` images with ``bg [H, W]`` outside the object.
 
-    Returns float32 ``[N, 1, H, W]`` in [0, 1]. This is the definition the fast path
-    (``apply``, through ``bgbench._core``) must match bit for bit.
+    Image pixels are converted by ``to_float`` (uint8 ``x / 255``). The background is a
+    value in [0, 1] already (binary 0/1 for the paper's), so it is cast, never divided:
+    a set background pixel is white (1.0). Returns float32 ``[N, 1, H, W]``. This is the
+    definition the fast path (``apply``, through ``bgbench._core``) must match bit for bit.
     """
     _check_images(images, bg)
-    out = np.where(foreground(images), to_float(images), to_float(bg)[None])
+    out = np.where(foreground(images), to_float(images), bg.astype(np.float32)[None])
     return out[:, None].astype(np.float32, copy=False)
 
 

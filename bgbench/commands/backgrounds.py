@@ -1,0 +1,59 @@
+"""``bgbench backgrounds``: list and draw the paper's six test backgrounds."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bgbench.errors import UsageError
+from bgbench.paths import add_data_root_argument
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("backgrounds", help="list or draw the six test backgrounds",
+                            description="The paper's six synthetic test backgrounds.")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    lst = actions.add_parser("list", help="name, pixels set and checksum of each background")
+    lst.set_defaults(func=run_list)
+    show = actions.add_parser(
+        "show", help="draw the gallery PNG",
+        description="Draw each background alone and applied to test images of each dataset.")
+    show.add_argument("--out", required=True, metavar="FILE.png")
+    show.add_argument("--datasets", default="mnist,fashion-mnist",
+                      help="comma-separated datasets to draw samples from (default: both)")
+    show.add_argument("--samples", type=int, default=3, help="test images per dataset")
+    show.add_argument("--force", action="store_true", help="overwrite an existing FILE.png")
+    add_data_root_argument(show)
+    show.set_defaults(func=run_show)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    import hashlib
+
+    from bgbench.backgrounds import BACKGROUNDS, background
+
+    print(f"{'name':<8} {'pixels':>6}  sha256[:16]")
+    for name in BACKGROUNDS:
+        bg = background(name)
+        print(f"{name:<8} {int(bg.sum()):>6}  {hashlib.sha256(bg.tobytes()).hexdigest()[:16]}")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from bgbench.data import dataset_spec, load_numpy
+    from bgbench.gallery import draw_gallery
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"--out must name a .png file, got {out}")
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} exists: choose another --out or pass --force")
+    if args.samples < 1:
+        raise UsageError("--samples must be at least 1")
+    names = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    for name in names:
+        dataset_spec(name)
+    samples = {name: load_numpy(name, "test", args.data_root)[0][:args.samples]
+               for name in names}
+    print(f"wrote {draw_gallery(out, samples)}")
+    return 0

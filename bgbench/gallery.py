@@ -1,0 +1,56 @@
+"""The background gallery: each background alone, then applied to sample test images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bgbench import fileio
+from bgbench.backgrounds import BACKGROUNDS, SIZE, apply, background, pad, to_float
+
+
+def gallery_grid(samples: dict[str, np.ndarray]) -> tuple[list[str], list[str], np.ndarray]:
+    """Row labels, column labels and float32 tiles ``[rows, cols, 32, 32]``.
+
+    ``samples`` maps a dataset name to uint8 test images ``[k, 28, 28]``. Row 0 shows each
+    background alone; each further row is one sample, clean then under each background.
+    """
+    columns = ["clean", *BACKGROUNDS]
+    rows = ["background"]
+    tiles = [[np.zeros((SIZE, SIZE), np.float32)]
+             + [background(name).astype(np.float32) for name in BACKGROUNDS]]
+    for dataset, images in samples.items():
+        padded = pad(images)
+        applied = [apply(padded, background(name))[:, 0] for name in BACKGROUNDS]
+        for i in range(len(images)):
+            rows.append(f"{dataset} #{i}")
+            tiles.append([to_float(padded[i])] + [a[i] for a in applied])
+    return rows, columns, np.asarray(tiles, np.float32)
+
+
+def draw_gallery(path: str | Path, samples: dict[str, np.ndarray]) -> Path:
+    """Draw the gallery to a PNG at ``path`` (written atomically); returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, columns, tiles = gallery_grid(samples)
+    fig, axes = plt.subplots(len(rows), len(columns),
+                             figsize=(1.1 * len(columns), 1.1 * len(rows) + 0.3), squeeze=False)
+    for r, row in enumerate(axes):
+        for c, ax in enumerate(row):
+            ax.imshow(tiles[r, c], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(columns[c], fontsize=8)
+            if c == 0:
+                ax.set_ylabel(rows[r], fontsize=7)
+    fig.tight_layout(pad=0.3)
+    path = Path(path)
+    with fileio.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
+    return path
