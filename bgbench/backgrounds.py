@@ -167,5 +167,7 @@ def apply(images: np.ndarray, bg: np.ndarray, threads: int = 0) -> np.ndarray:
 def _check_images(images: np.ndarray, bg: np.ndarray) -> None:
     if images.ndim != 3:
         raise ValueError(f"images must be [N, H, W], got shape {images.shape}")
+    if images.dtype != np.uint8 and not np.issubdtype(images.dtype, np.floating):
+        raise TypeError(f"images must be uint8 (0..255) or float (0..1), got {images.dtype}")
     if bg.shape != images.shape[1:]:
         raise ValueError(f"background shape {bg.shape} does not match images {images.shape[1:]}")

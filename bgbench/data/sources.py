@@ -78,6 +78,7 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
     _ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("_codecs", "encode"),  # how Python 3 writes the raw bytes of an array at protocol 2
     }
 
     def find_class(self, module: str, name: str):
