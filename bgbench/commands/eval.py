@@ -1,0 +1,77 @@
+"""``bgbench eval``: onnxruntime accuracy of ONNX classifiers on clean and background test sets.
+
+Never imports torch (DESIGN.md: the harness runs on inference boxes that have none).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bgbench.paths import add_data_root_argument
+
+DEFAULT_OUT = "bgbench-results"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``eval`` subcommand."""
+    p = subparsers.add_parser(
+        "eval", help="evaluate ONNX classifiers on clean, the six backgrounds and the noise sweep",
+        description="Evaluate ONNX classifiers with onnxruntime on the clean test set, the six "
+        "backgrounds of the paper and (with --noise-sweep) the 20 noise rates; write "
+        "results.json and results.csv and print a table like the paper's Table 1.")
+    p.add_argument("models", nargs="+", metavar="MODEL.onnx", help="ONNX classifiers")
+    p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default=None,
+                   help="test set for models without bgbench.dataset metadata")
+    p.add_argument("--providers", default="cpu", metavar="LIST",
+                   help="comma-separated execution providers, e.g. cpu or cuda "
+                   "(cuda needs onnxruntime-gpu: pip install 'bgbench[gpu]'); default cpu")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="onnxruntime intra-op threads and test-set building threads "
+                   "(default: the cores available)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="images per onnxruntime call (default 500)")
+    p.add_argument("--backgrounds", default="all", metavar="all|LIST",
+                   help="comma-separated backgrounds (stripes,board,border,circles,clock,random) "
+                   "or all (default)")
+    p.add_argument("--noise-sweep", action="store_true",
+                   help="also evaluate the random background at the 20 noise rates (Table 2)")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="use only the first N test images (quick checks; results say so)")
+    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                   help=f"where results.json and results.csv go (default ./{DEFAULT_OUT})")
+    p.add_argument("--force", action="store_true", help="replace existing results in --out")
+    add_data_root_argument(p)
+    p.set_defaults(func=run)
+
+
+def parse_backgrounds(text: str) -> list[str] | None:
+    """``all`` -> None (every background); else the comma-separated names."""
+    if text.strip() == "all":
+        return None
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, write the results files, print the table."""
+    from bgbench.errors import BgbenchError
+    from bgbench.harness import DEFAULT_BATCH_SIZE, evaluate, format_table, write_results
+    from bgbench.harness.results import RESULTS_CSV, RESULTS_JSON, results_document
+
+    out = Path(args.out)
+    existing = [str(out / n) for n in (RESULTS_JSON, RESULTS_CSV) if (out / n).exists()]
+    if existing and not args.force:
+        # Checked before the evaluation so a long run is not wasted.
+        raise BgbenchError(f"{' and '.join(existing)} already exist; choose another --out "
+                           "or pass --force to replace them")
+    providers = [p.strip() for p in args.providers.split(",") if p.strip()]
+    results = evaluate(args.models, dataset=args.dataset,
+                       backgrounds=parse_backgrounds(args.backgrounds),
+                       noise_sweep=args.noise_sweep, providers=providers, threads=args.threads,
+                       batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+                       data_root=args.data_root, limit=args.limit)
+    extra = {"limit": args.limit} if args.limit else None
+    json_path, csv_path = write_results(out, results, force=args.force, extra=extra)
+    print(format_table(results_document(results)["models"]))
+    print(f"\nwrote {json_path} and {csv_path}")
+    return 0

@@ -1,0 +1,151 @@
+"""results.json, the long-format results.csv, and the printed table (DESIGN.md, "Results")."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bgbench import __version__
+from bgbench import backgrounds as bgs
+from bgbench.errors import BgbenchError
+from bgbench.fileio import write_json, write_text
+from bgbench.harness.evaluate import ModelResult
+from bgbench.harness.testsets import CLEAN, NOISE
+
+CSV_COLUMNS = ("model", "dataset", "method", "test_set", "parameter", "n_images", "n_correct",
+               "accuracy", "seconds", "provider")
+RESULTS_JSON = "results.json"
+RESULTS_CSV = "results.csv"
+
+
+def model_to_json(result: ModelResult) -> dict[str, Any]:
+    """One entry of ``models`` in results.json."""
+    return {
+        "model": result.model,
+        "sha256": result.sha256,
+        "dataset": result.dataset,
+        "method": result.method,
+        "provider": result.provider,
+        "providers": result.providers,
+        "threads": result.threads,
+        "batch_size": result.batch_size,
+        "input_size": result.input_size,
+        "n_images": result.test_sets[0].n_images,
+        "accuracy": result.accuracy,
+        "background_average": result.background_average,
+        "background_worst": result.background_worst,
+        "fooled_by_any": result.fooled_by_any,
+        "noise_sweep": result.noise_sweep,
+        "images_per_second": result.images_per_second,
+        "metadata": result.metadata,
+    }
+
+
+def results_document(results: list[ModelResult], extra: dict[str, Any] | None = None
+                     ) -> dict[str, Any]:
+    """The whole results.json object, with provenance."""
+    from bgbench.provenance import git_commit, package_versions
+
+    doc = {
+        "bgbench_version": __version__,
+        "git_commit": git_commit(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": package_versions(("numpy", "onnx", "onnxruntime", "onnxruntime-gpu",
+                                      "scikit-image")),
+    }
+    doc.update(extra or {})
+    doc["models"] = [model_to_json(r) for r in results]
+    return doc
+
+
+def csv_text(results: list[ModelResult]) -> str:
+    """The long-format CSV: one row per model and test set."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in results:
+        for t in r.test_sets:
+            writer.writerow([r.model, r.dataset, r.method, t.test_set.name,
+                             "" if t.test_set.parameter is None else t.test_set.parameter,
+                             t.n_images, t.n_correct, repr(t.accuracy), f"{t.seconds:.6f}",
+                             r.provider])
+    return buffer.getvalue()
+
+
+def write_results(out_dir: str | os.PathLike, results: list[ModelResult], force: bool = False,
+                  extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write results.json and results.csv into ``out_dir`` atomically; refuse to overwrite."""
+    out_dir = Path(out_dir)
+    paths = out_dir / RESULTS_JSON, out_dir / RESULTS_CSV
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not force:
+        raise BgbenchError(f"{' and '.join(existing)} already exist; choose another --out "
+                           "or pass --force to replace them")
+    write_json(paths[0], results_document(results, extra))
+    write_text(paths[1], csv_text(results))
+    return paths
+
+
+def read_results(path: str | os.PathLike) -> dict[str, Any]:
+    """Load results.json (or the results.json inside a directory), with a clear error."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_JSON
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BgbenchError(f"{path} does not exist; run `bgbench eval ... --out "
+                           f"{path.parent}` first") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BgbenchError(f"{path} is not valid JSON ({err}); re-run `bgbench eval`") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("models"), list):
+        raise BgbenchError(f"{path} has no 'models' list; is it a bgbench results.json?")
+    return doc
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _model_label(entry: dict[str, Any]) -> str:
+    return Path(entry["model"]).stem
+
+
+def format_table(models: list[dict[str, Any]]) -> str:
+    """Accuracy (%) laid out like the paper's Table 1: rows = models, columns = backgrounds.
+
+    Takes results.json ``models`` entries, so a printed table and a file agree by construction.
+    """
+    names = [n for n in bgs.BACKGROUNDS if any(n in m["accuracy"] for m in models)]
+    header = (["model", "dataset", "method", CLEAN] + names
+              + ["average", "worst", "fooled", "img/s"])
+    rows = []
+    for m in models:
+        acc = m["accuracy"]
+        rows.append([_model_label(m), m["dataset"], m["method"], _pct(acc.get(CLEAN))]
+                    + [_pct(acc.get(n)) for n in names]
+                    + [_pct(m["background_average"]), _pct(m["background_worst"]),
+                       _pct(m["fooled_by_any"]), f"{m['images_per_second']:.0f}"])
+    text = _align(header, rows)
+    sweeps = [m for m in models if m["noise_sweep"]]
+    if sweeps:
+        rates = list(sweeps[0]["noise_sweep"])
+        sweep_rows = [[rate] + [_pct(m["noise_sweep"].get(rate)) for m in sweeps]
+                      for rate in rates]
+        text += "\n\nNoise sweep (random background), accuracy %\n"
+        text += _align([f"{NOISE} rate"] + [_model_label(m) for m in sweeps], sweep_rows)
+    return text
+
+
+def _align(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).rjust(w) if i else str(c).ljust(w)
+                       for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+             for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
