@@ -1,0 +1,109 @@
+"""ONNX export: one self-contained file, the contract's metadata, and parity with PyTorch."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from bgbench.errors import BgbenchError  # noqa: E402
+from bgbench.export import build_metadata, export_model, export_run, to_onnx  # noqa: E402
+
+
+def tiny_classifier(input_size: int = 32, seed: int = 0) -> torch.nn.Module:
+    """VGG-like: two conv blocks, dense head; small enough to train in a second."""
+    torch.manual_seed(seed)
+    flat = 8 * (input_size // 4) ** 2
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(flat, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+
+
+def data(n: int = 300, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Images whose class is the row band holding a bright bar, so a few steps learn it."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = rng.uniform(0, 0.2, (n, 1, size, size)).astype(np.float32)
+    for i, label in enumerate(labels):
+        row = 2 + int(label) * (size - 4) // 10
+        images[i, 0, row:row + 2, 4:-4] = 1.0
+    return images, labels
+
+
+def trained_classifier(size: int = 32) -> torch.nn.Module:
+    model = tiny_classifier(size)
+    images, labels = data(size=size)
+    x, y = torch.from_numpy(images), torch.from_numpy(labels)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(30):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    model.eval()
+    with torch.inference_mode():
+        assert (model(x).argmax(1) == y).float().mean() > 0.5  # it did learn something
+    return model
+
+
+@pytest.mark.parametrize("size", [32, 28])
+def test_export_parity_on_a_trained_model(tmp_path, size):
+    import onnxruntime as ort
+
+    from bgbench.harness import inspect_model
+
+    model = trained_classifier(size)
+    images, _ = data(200, size=size, seed=1)
+    meta = build_metadata("mnist", "traditional", size, {"seed": 3})
+    path = tmp_path / "model.onnx"
+    report = export_model(model, path, images=images, metadata=meta)
+    assert report.max_abs_diff <= 1e-4 and report.n_images == 200
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # no .onnx.data
+
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
+    assert proto.opset_import[0].version == 18
+    props = {p.key: p.value for p in proto.metadata_props}
+    for key in ("dataset", "method", "input_size", "version", "git_commit", "seed"):
+        assert props[f"bgbench.{key}"], key
+    assert props["bgbench.input_size"] == str(size) and props["bgbench.seed"] == "3"
+    info = inspect_model(path)
+    assert (info.input_name, info.output_name, info.input_size) == ("images", "logits", size)
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    fresh, _ = data(7, size=size, seed=2)  # a batch size the export never saw
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(fresh)).numpy()
+    np.testing.assert_allclose(session.run(["logits"], {"images": fresh})[0], expected,
+                               atol=1e-4)
+
+
+def test_refuses_overwrite_and_disagreeing_models(tmp_path, monkeypatch):
+    import bgbench.export as export
+
+    model = tiny_classifier()
+    images, _ = data(50)
+    meta = build_metadata("mnist", "traditional", 32)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"keep me")
+    with pytest.raises(BgbenchError, match="--force"):
+        export_model(model, path, images=images, metadata=meta)
+    assert path.read_bytes() == b"keep me"
+
+    other = tiny_classifier(seed=1)
+    monkeypatch.setattr(export, "to_onnx", lambda m, size=32: to_onnx(other, size))
+    with pytest.raises(BgbenchError, match="disagrees with PyTorch.*not writing"):
+        export_model(model, tmp_path / "bad.onnx", images=images, metadata=meta)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+def test_export_run_needs_a_finished_run(tmp_path):
+    with pytest.raises(BgbenchError, match="no config.json"):
+        export_run(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"dataset": "mnist"}))
+    with pytest.raises(BgbenchError, match="has not finished"):
+        export_run(tmp_path)
