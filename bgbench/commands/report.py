@@ -1,0 +1,38 @@
+"""``bgbench report``: Markdown tables beside the paper's numbers, and PNG figures."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bgbench.paths import add_data_root_argument
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``report`` subcommand."""
+    p = subparsers.add_parser(
+        "report", help="write report.md: tables like the paper's, beside its numbers, and figures",
+        description="Write a Markdown report from `bgbench eval` results: Tables 1-3 laid out "
+        "like the paper's with its numbers beside ours, every model, and PNG figures (the "
+        "background gallery, noise-sweep curves, learned masks and generated backgrounds).")
+    p.add_argument("results", nargs="+", metavar="RESULTS_DIR",
+                   help="folders holding results.json (from `bgbench eval --out`)")
+    p.add_argument("--out", default=None, metavar="FILE.md",
+                   help="report path (default: report.md in the first RESULTS_DIR); figures go "
+                   "in figures/ beside it")
+    p.add_argument("--runs", nargs="*", default=[], metavar="DIR",
+                   help="training run directories (or folders of them) for the generator figures")
+    p.add_argument("--force", action="store_true", help="replace an existing report")
+    add_data_root_argument(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the report and say where it is."""
+    from bgbench.report import write_report
+
+    out = Path(args.out) if args.out else Path(args.results[0]) / "report.md"
+    path = write_report(args.results, out, runs=args.runs, force=args.force,
+                        data_root=args.data_root)
+    print(f"wrote {path} (figures in {path.parent / 'figures'})")
+    return 0
