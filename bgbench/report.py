@@ -285,7 +285,6 @@ def generator_figure(run_dir: Path, path: Path, data_root: str | os.PathLike | N
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(title, fontsize=8)
-    fig.suptitle(run_dir.name, fontsize=8)
     fig.tight_layout(pad=0.3)
     return _save(fig, path)
 
@@ -366,7 +365,8 @@ def write_report(results_dirs: list[str | os.PathLike], out: str | os.PathLike, 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 generator_figure(run_dir, figures / name, data_root)
-            md += [f"![{run_dir.name}](figures/{name})", ""]
+            md += [f"`{run_dir.name}`: test images, learned masks, generated backgrounds and "
+                   "their composites.", "", f"![{run_dir.name}](figures/{name})", ""]
         except (BgbenchError, ImportError) as err:
             md += [f"- `{run_dir.name}`: figure left out ({err})", ""]
     if notes:

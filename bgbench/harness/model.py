@@ -65,7 +65,8 @@ def resolve_providers(names: list[str] | tuple[str, ...]) -> list[str]:
     return resolved
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, as hex."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -148,7 +149,7 @@ def inspect_model(path: str | os.PathLike, dataset: str | None = None) -> ModelI
         raise BgbenchError(f"{path}: output has {num_classes} classes but {dataset} has "
                            f"{NUM_CLASSES[dataset]}; is this a model for another dataset?")
 
-    return ModelInfo(path=path, sha256=_sha256(path), dataset=dataset,
+    return ModelInfo(path=path, sha256=file_sha256(path), dataset=dataset,
                      method=metadata.get("bgbench.method", "unknown"), input_name=image.name,
                      output_name=outputs[0].name, input_size=int(dims[2]),
                      num_classes=num_classes, metadata=metadata)

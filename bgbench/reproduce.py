@@ -1,0 +1,143 @@
+"""``bgbench reproduce``: data, training, export, evaluation and report for every configuration.
+
+Each step runs through the same parser and function as its subcommand (``bgbench data
+prepare``, ``train``, ``export``, ``eval``, ``report``), so there is one place for each
+thing. Work already done is skipped: a finished run (``done.json``), an exported model, and
+results that already cover exactly these models; an unfinished run is resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bgbench.errors import UsageError
+
+ALL_DATASETS = ("mnist", "fashion-mnist")
+ALL_METHODS = ("traditional", "attention", "proposal", "truemask", "noisebg")
+
+
+@dataclass
+class Plan:
+    """What ``reproduce`` runs; ``out`` holds runs/, models/, results/ and report.md."""
+
+    out: Path
+    preset: str = "quick"
+    datasets: tuple[str, ...] = ALL_DATASETS
+    methods: tuple[str, ...] = ALL_METHODS
+    seeds: tuple[int, ...] = (0,)
+    device: str = "cpu"
+    providers: str = "cpu"
+    threads: int | None = None
+    limit: int | None = None
+    data_root: str | None = None
+    train_args: list[str] = field(default_factory=list)
+
+    def name(self, dataset: str, method: str, seed: int) -> str:
+        """``<dataset>-<method>-seed<N>``, the name of a run and of its model."""
+        return f"{dataset}-{method}-seed{seed}"
+
+    def configurations(self) -> list[tuple[str, str, int]]:
+        """Every (dataset, method, seed), in the paper's order."""
+        return [(d, m, s) for d in self.datasets for m in self.methods for s in self.seeds]
+
+
+def parse_list(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
+    """A comma-separated subset of ``allowed`` (``all`` for every one), in the given order."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if items == ["all"]:
+        return allowed
+    unknown = [t for t in items if t not in allowed]
+    if unknown or not items:
+        raise UsageError(f"{option}: unknown {', '.join(unknown) or 'empty list'}; choose from "
+                         f"{', '.join(allowed)} or all")
+    return tuple(dict.fromkeys(items))
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``0,1,2`` -> (0, 1, 2); non-negative integers only."""
+    try:
+        seeds = tuple(dict.fromkeys(int(t) for t in text.split(",") if t.strip()))
+    except ValueError:
+        seeds = ()
+    if not seeds or min(seeds) < 0:
+        raise UsageError(f"--seeds must be comma-separated non-negative integers, got {text!r}")
+    return seeds
+
+
+def _step(argv: list[str]) -> None:
+    """Run one subcommand in this process, exactly as ``bgbench ARGV`` would."""
+    from bgbench.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    print(f"\n$ bgbench {shlex.join(argv)}", flush=True)
+    args.func(args)
+
+
+def _data_root(plan: Plan) -> list[str]:
+    return ["--data-root", plan.data_root] if plan.data_root else []
+
+
+def _results_cover(results: Path, models: list[Path], plan: Plan) -> bool:
+    """Whether results.json already holds exactly these model files, evaluated as asked."""
+    from bgbench.harness.model import file_sha256
+
+    try:
+        doc = json.loads(results.read_text(encoding="utf-8"))
+        have = {(m["model"], m["sha256"]) for m in doc["models"]}
+        sweep = all(m["noise_sweep"] for m in doc["models"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    want = {(str(p), file_sha256(p)) for p in models}
+    return have == want and sweep and doc.get("limit") == plan.limit
+
+
+def reproduce(plan: Plan) -> Path:
+    """Run every step of ``plan`` that is not done yet; returns the report's path."""
+    out = plan.out
+    data = ["--dataset", plan.datasets[0] if len(plan.datasets) == 1 else "all"]
+    _step(["data", "prepare", *data, *_data_root(plan)])
+
+    models = []
+    for dataset, method, seed in plan.configurations():
+        name = plan.name(dataset, method, seed)
+        run_dir, model = out / "runs" / name, out / "models" / f"{name}.onnx"
+        if (run_dir / "done.json").is_file():
+            print(f"\n{name}: trained (skipping)", flush=True)
+        else:
+            resume = ["--resume"] if run_dir.is_dir() and any(run_dir.iterdir()) else []
+            _step(["train", "--dataset", dataset, "--method", method, "--preset", plan.preset,
+                   "--seed", str(seed), "--device", plan.device, "--out", str(run_dir),
+                   "--quiet", *resume, *_data_root(plan), *plan.train_args])
+        if model.is_file():
+            print(f"{name}: exported (skipping)", flush=True)
+        else:
+            _step(["export", str(run_dir), "--out", str(model), *_data_root(plan)])
+        models.append(model)
+
+    results = out / "results"
+    if _results_cover(results / "results.json", models, plan):
+        print("\nresults: every model evaluated (skipping)", flush=True)
+    else:
+        threads = ["--threads", str(plan.threads)] if plan.threads else []
+        limit = ["--limit", str(plan.limit)] if plan.limit else []
+        _step(["eval", *map(str, models), "--noise-sweep", "--providers", plan.providers,
+               *threads, *limit, "--out", str(results), "--force", *_data_root(plan)])
+
+    report = out / "report.md"
+    _step(["report", str(results), "--out", str(report), "--runs", str(out / "runs"),
+           "--force", *_data_root(plan)])
+    return report
+
+
+def plan_from_args(args) -> Plan:
+    """The ``Plan`` for parsed ``bgbench reproduce`` arguments."""
+    return Plan(out=Path(args.out), preset=args.preset,
+                datasets=parse_list(args.datasets, ALL_DATASETS, "--datasets"),
+                methods=parse_list(args.methods, ALL_METHODS, "--methods"),
+                seeds=parse_seeds(args.seeds), device=args.device, providers=args.providers,
+                threads=args.threads, limit=args.limit, data_root=args.data_root,
+                train_args=shlex.split(args.train_args or ""))
+
