@@ -1,0 +1,192 @@
+"""One training run: the run directory (new, resumed or forced), its config, the data, the
+process group, and loading a finished run's networks back."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from bgbench.errors import BgbenchError, UsageError
+from bgbench.fileio import write_json, write_text
+from bgbench.provenance import git_commit, package_versions
+from bgbench.train import config as cfg
+from bgbench.train import distributed
+from bgbench.train.data import split
+from bgbench.train.trainer import (
+    BACKGROUND_FILE,
+    CHECKPOINTS,
+    CLASSIFIER_FILE,
+    DONE,
+    MASK_FILE,
+    METRICS,
+    Trainer,
+    build_models,
+    load_checkpoint,
+    load_state,
+)
+
+CONFIG = "config.json"
+# The keys that define what a run computes; a resume must match them exactly.
+IDENTITY = ("dataset", "method", "preset", "seed", "options")
+
+
+def make_config(dataset: str, method: str, preset: str = "paper", seed: int = 0,
+                overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The full, checked configuration of a run (every option resolved from the preset)."""
+    if dataset not in cfg.DATASETS and dataset != "synthetic":
+        raise UsageError(f"unknown dataset {dataset!r}; choose from {', '.join(cfg.DATASETS)}")
+    if method not in cfg.METHODS:
+        raise UsageError(f"unknown method {method!r}; choose from {', '.join(cfg.METHODS)}")
+    if seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, got {seed}")
+    return {"dataset": dataset, "method": method, "preset": preset, "seed": seed,
+            "options": cfg.resolve(preset, overrides or {}),
+            "stages": list(cfg.STAGES[method])}
+
+
+def _prepare_dir(out: Path, config: dict[str, Any], resume: bool, force: bool,
+                 ctx: distributed.Context) -> bool:
+    """Make ``out`` ready; return False when a resumed run is already complete."""
+    if resume and force:
+        raise UsageError("--resume and --force contradict each other; pass one")
+    exists = out.exists() and any(out.iterdir())
+    if exists and not (resume or force):
+        raise UsageError(f"run directory {out} already exists; pass --resume to continue it "
+                         "or --force to start over")
+    if exists and resume:
+        saved = read_config(out)
+        diff = [k for k in IDENTITY if saved.get(k) != config.get(k)]
+        if diff:
+            detail = ", ".join(_describe(k, saved.get(k), config.get(k)) for k in diff)
+            raise UsageError(f"cannot resume {out}: it was started with different settings "
+                             f"({detail}); repeat its options or use --force")
+        if (out / DONE).exists():
+            return False
+        if ctx.is_main:
+            _trim_metrics(out)
+        ctx.barrier()
+        return True
+    if exists and force and ctx.is_main:
+        shutil.rmtree(out)
+    ctx.barrier()
+    return True
+
+
+def _describe(key: str, old: Any, new: Any) -> str:
+    if key == "options" and isinstance(old, dict) and isinstance(new, dict):
+        names = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        return ", ".join(f"{n}: {old.get(n)!r} -> {new.get(n)!r}" for n in names)
+    return f"{key}: {old!r} -> {new!r}"
+
+
+def _trim_metrics(out: Path) -> None:
+    """Drop metric lines of epochs after each stage's last checkpoint (they will be redone)."""
+    path = out / METRICS
+    if not path.exists():
+        return
+    done: dict[str, int] = {}
+    for ckpt in (out / CHECKPOINTS).glob("*.pt"):
+        done[ckpt.stem] = load_checkpoint(ckpt)["epochs_done"]
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept = [line for line in lines
+            if json.loads(line)["epoch"] <= done.get(json.loads(line)["stage"], 0)]
+    if len(kept) != len(lines):
+        write_text(path, "".join(line + "\n" for line in kept))
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """A run's ``config.json``; missing or broken is an error naming the file."""
+    path = Path(run_dir) / CONFIG
+    if not path.exists():
+        raise BgbenchError(f"{path} not found: {run_dir} is not a training run directory "
+                           "(train one with `bgbench train --out DIR`)")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+        cfg.STAGES[config["method"]]  # noqa: B018 - a KeyError means an unknown method
+        config["options"]  # noqa: B018
+    except (ValueError, KeyError, TypeError) as err:
+        raise BgbenchError(f"{path} is corrupt or not a bgbench config ({err})") from None
+    return config
+
+
+def train(config: dict[str, Any], out: str | Path, *, device: str = "cpu",
+          resume: bool = False, force: bool = False, quiet: bool = False,
+          data_root: str | None = None,
+          tensors: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, Any] | None:
+    """Train one run into ``out``; returns the contents of ``done.json``.
+
+    ``tensors`` (images ``[N, 1, 32, 32]`` in [0, 1], labels) replaces loading the dataset
+    (for tests and benchmarks). Under torchrun, joins the process group; only rank 0 writes.
+    Returns None when ``resume`` finds the run already complete.
+    """
+    out = Path(out)
+    ctx = distributed.setup(device)
+    try:
+        if config["options"]["batch_size"] % ctx.world:
+            raise UsageError(f"--batch-size {config['options']['batch_size']} does not divide "
+                             f"over {ctx.world} processes; use a multiple of {ctx.world}")
+        if not _prepare_dir(out, config, resume, force, ctx):
+            if ctx.is_main and not quiet:
+                print(f"{out} is already complete ({DONE} exists); nothing to do")
+            return None
+        if tensors is None:
+            if config["dataset"] == "synthetic":
+                raise UsageError("the synthetic dataset exists only for tests: pass tensors")
+            from bgbench.data.torch_data import load_tensors
+
+            tensors = load_tensors(config["dataset"], "train", data_root)
+        opts = config["options"]
+        data = split(*tensors, opts["val_size"], opts["train_subset"], opts["split_seed"])
+        if ctx.is_main and not (out / CONFIG).exists():
+            record = {**config, "device": device, "world_size": ctx.world,
+                      "git_commit": git_commit(), "package_versions": package_versions(),
+                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            write_json(out / CONFIG, record)
+        ctx.barrier()
+        return Trainer(config, out, data, ctx, quiet=quiet).run()
+    finally:
+        distributed.teardown(ctx)
+
+
+def _load_weights(model: nn.Module, path: Path) -> None:
+    if not path.exists():
+        raise BgbenchError(f"{path} not found: the run is not finished (resume it with "
+                           "`bgbench train ... --resume`)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise BgbenchError(f"{path} is corrupt or unreadable ({type(err).__name__}); "
+                           "retrain the run") from None
+    if not isinstance(state, dict):
+        raise BgbenchError(f"{path} is not a state_dict; retrain the run")
+    load_state(model, state, path)
+
+
+def load_classifier(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The run's final classifier (rebuilt from ``config.json``, weights from
+    ``classifier.pt``) in eval mode, and its config."""
+    config = read_config(run_dir)
+    model = build_models(config)["classifier"]
+    _load_weights(model, Path(run_dir) / CLASSIFIER_FILE)
+    return model.eval(), config
+
+
+def load_generators(run_dir: str | Path) -> tuple[nn.Module | None, nn.Module | None]:
+    """The run's mask generator and background generator in eval mode (None where its
+    method has none)."""
+    config = read_config(run_dir)
+    models = build_models(config)
+    loaded: list[nn.Module | None] = []
+    for name, file in (("mask_generator", MASK_FILE), ("background_generator", BACKGROUND_FILE)):
+        model = models.get(name)
+        if model is not None:
+            _load_weights(model, Path(run_dir) / file)
+            model.eval()
+        loaded.append(model)
+    return loaded[0], loaded[1]
