@@ -94,7 +94,7 @@ def write_results(out_dir: str | os.PathLike, results: list[ModelResult], force:
 def read_results(path: str | os.PathLike) -> dict[str, Any]:
     """Load results.json (or the results.json inside a directory), with a clear error."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() or path.suffix != ".json":
         path = path / RESULTS_JSON
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
