@@ -16,7 +16,10 @@ from setuptools import Extension, setup
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
 
 OPENMP = ["-fopenmp"]
-CXX_FLAGS = ["-O3", "-std=c++17", *OPENMP]
+# The language standard is torch's choice (C++20 for torch 2.14); the core picks its own.
+CXX_FLAGS = ["-O3", *OPENMP]
+# Absolute: ninja compiles from the build directory.
+CSRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc")
 
 
 def _build_cuda() -> bool:
@@ -34,18 +37,18 @@ def _torch_extension():
     args = {"cxx": CXX_FLAGS}
     if _build_cuda():
         sources += sorted(glob.glob("csrc/cuda/*.cu"))
-        args["nvcc"] = ["-O3", "--use_fast_math", "-std=c++17"]
+        args["nvcc"] = ["-O3", "--use_fast_math"]
         return CUDAExtension("bgbench._C", sources, extra_compile_args=args,
-                             extra_link_args=OPENMP, include_dirs=["csrc"])
+                             extra_link_args=OPENMP, include_dirs=[CSRC])
     return CppExtension("bgbench._C", sources, extra_compile_args=args,
-                        extra_link_args=OPENMP, include_dirs=["csrc"])
+                        extra_link_args=OPENMP, include_dirs=[CSRC])
 
 
 def _core_extension():
     # Plain pybind11: must not link libtorch, so the harness runs where torch is absent.
     return Extension("bgbench._core", ["csrc/core.cpp"],
-                     include_dirs=["csrc", pybind11.get_include()], language="c++",
-                     extra_compile_args=CXX_FLAGS, extra_link_args=OPENMP)
+                     include_dirs=[CSRC, pybind11.get_include()], language="c++",
+                     extra_compile_args=[*CXX_FLAGS, "-std=c++17"], extra_link_args=OPENMP)
 
 
 setup(

@@ -1,7 +1,10 @@
 """The fused compositing op ``x' = m * x + (1 - m) * b`` with per-sample area means.
 
-``composite`` runs ``torch.ops.bgbench.composite`` from the compiled extension; where the
-extension is missing it falls back, with one warning, to ``composite_reference``.
+``composite`` runs ``torch.ops.bgbench.composite`` from the compiled extension
+(``bgbench._C``, kernels in ``csrc/``); this module registers its fake (meta) kernels and
+autograd formula, so it works under autograd, ``torch.compile(fullgraph=True)`` and
+``torch.library.opcheck``. Where the extension is missing, ``composite`` falls back, with
+one warning, to ``composite_reference``.
 """
 
 from __future__ import annotations
@@ -10,6 +13,13 @@ import warnings
 
 import torch
 from torch import Tensor
+
+try:
+    from bgbench import _C  # noqa: F401  (loading it registers torch.ops.bgbench)
+
+    HAVE_EXTENSION = True
+except ImportError:
+    HAVE_EXTENSION = False
 
 
 def composite_reference(x: Tensor, m: Tensor, b: Tensor | None = None
@@ -40,16 +50,83 @@ def area_penalty(mean: Tensor, limit: float) -> Tensor:
     return torch.clamp(mean - limit, min=0).mean()
 
 
+def _check_shapes(x: Tensor, m: Tensor, b: Tensor | None) -> None:
+    # The compiled kernels check the same at run time; this gives torch.compile the
+    # error at trace time.
+    torch._check(x.dim() == 4, lambda: f"bgbench::composite: x must have shape [N, C, H, W], "
+                                       f"got {list(x.shape)}")
+    n, c, h, w = x.shape
+    torch._check(m.dim() == 4 and m.shape[0] == n and m.shape[1] in (1, c)
+                 and m.shape[2:] == x.shape[2:],
+                 lambda: f"bgbench::composite: m must have shape [N, 1 or C, H, W] = "
+                         f"[{n}, 1 or {c}, {h}, {w}], got {list(m.shape)}")
+    if b is not None:
+        torch._check(b.dim() == 4 and b.shape[0] in (1, n) and b.shape[1] in (1, c)
+                     and b.shape[2:] == x.shape[2:],
+                     lambda: f"bgbench::composite: b must have shape [1 or N, 1 or C, H, W] = "
+                             f"[1 or {n}, 1 or {c}, {h}, {w}], got {list(b.shape)}")
+
+
+if HAVE_EXTENSION:
+
+    @torch.library.register_fake("bgbench::composite")
+    def _composite_fake(x: Tensor, m: Tensor, b: Tensor | None
+                        ) -> tuple[Tensor, Tensor, Tensor]:
+        _check_shapes(x, m, b)
+        n = x.shape[0]
+        return x.new_empty(x.shape), x.new_empty(n), x.new_empty(n)
+
+    @torch.library.register_fake("bgbench::composite_backward")
+    def _composite_backward_fake(grad_out: Tensor, grad_mean_m: Tensor, grad_mean_b: Tensor,
+                                 x: Tensor, m: Tensor, b: Tensor | None,
+                                 output_mask: list[bool] = (True, True, True)
+                                 ) -> tuple[Tensor, Tensor, Tensor]:
+        _check_shapes(x, m, b)
+        # Gradients not asked for are distinct empty tensors, as the kernels return.
+        return (x.new_empty(x.shape if output_mask[0] else (0,)),
+                x.new_empty(m.shape if output_mask[1] else (0,)),
+                x.new_empty(b.shape if output_mask[2] and b is not None else (0,)))
+
+    def _setup_context(ctx, inputs: tuple, output: tuple) -> None:
+        x, m, b = inputs
+        ctx.save_for_backward(x, m, b)
+
+    def _backward(ctx, grad_out: Tensor, grad_mean_m: Tensor, grad_mean_b: Tensor
+                  ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        x, m, b = ctx.saved_tensors
+        need_x, need_m, need_b = ctx.needs_input_grad
+        mask = [need_x, need_m, need_b and b is not None]
+        if not any(mask):
+            return None, None, None
+        gx, gm, gb = torch.ops.bgbench.composite_backward(
+            grad_out, grad_mean_m, grad_mean_b, x, m, b, mask)
+        return (gx if mask[0] else None, gm if mask[1] else None, gb if mask[2] else None)
+
+    torch.library.register_autograd("bgbench::composite", _backward,
+                                    setup_context=_setup_context)
+
+
 _warned = False
 
 
 def composite(x: Tensor, m: Tensor, b: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """Fused ``m * x + (1 - m) * b`` and the per-sample means of ``m`` and ``b``.
+    """Fused ``m * x + (1 - m) * b`` and the per-sample means of ``m`` and ``b``, in one pass.
 
-    Shapes as in ``composite_reference``. Differentiable in all three inputs.
+    Args:
+        x: images ``[N, C, H, W]``.
+        m: mask ``[N, 1 | C, H, W]``.
+        b: background ``[1 | N, 1 | C, H, W]``, or ``None`` for ``x * m``.
+
+    Returns:
+        ``out [N, C, H, W]`` (contiguous), ``mean_m [N]`` and ``mean_b [N]`` (zeros when ``b``
+        is None), as ``composite_reference``. Differentiable in all three inputs. float32 and
+        float64 on CPU; float32, float16 and bfloat16 (float32 accumulation) on CUDA.
     """
+    if HAVE_EXTENSION:
+        return torch.ops.bgbench.composite(x, m, b)
     global _warned
     if not _warned:
-        warnings.warn("bgbench._C is not built yet: using composite_reference", stacklevel=2)
+        warnings.warn("bgbench._C is not built: composite falls back to composite_reference "
+                      "(run `pip install --no-build-isolation -e .`)", stacklevel=2)
         _warned = True
     return composite_reference(x, m, b)

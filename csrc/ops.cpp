@@ -1,0 +1,101 @@
+// Schemas of the bgbench ops, the input checks both backends share, and the Python module
+// init that lets `import bgbench._C` load (and so register) them.
+#include <Python.h>
+#include <torch/library.h>
+
+#include <sstream>
+
+#include "ops.h"
+
+namespace bgbench {
+
+namespace {
+
+std::string sizes_str(const at::Tensor& t) {
+  std::ostringstream s;
+  s << t.sizes();
+  return s.str();
+}
+
+void check_like_x(const char* op, const char* name, const at::Tensor& t, const at::Tensor& x) {
+  TORCH_CHECK(t.device() == x.device(), op, ": ", name, " must be on x's device ", x.device(),
+              ", got ", t.device());
+  TORCH_CHECK(t.scalar_type() == x.scalar_type(), op, ": ", name, " must have x's dtype ",
+              x.scalar_type(), ", got ", t.scalar_type());
+  TORCH_CHECK(t.layout() == at::kStrided, op, ": ", name, " must be a strided (dense) tensor");
+}
+
+CompositeShape check_inputs(const char* op, const at::Tensor& x, const at::Tensor& m,
+                            const std::optional<at::Tensor>& b) {
+  TORCH_CHECK(x.layout() == at::kStrided, op, ": x must be a strided (dense) tensor");
+  TORCH_CHECK(x.dim() == 4, op, ": x must have shape [N, C, H, W], got ", sizes_str(x));
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()), op, ": x must be floating point, got ",
+              x.scalar_type());
+  if (x.device().is_cpu())
+    TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble, op,
+                ": on CPU x must be float32 or float64, got ", x.scalar_type());
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  check_like_x(op, "m", m, x);
+  TORCH_CHECK(m.dim() == 4 && m.size(0) == n && (m.size(1) == 1 || m.size(1) == c) &&
+                  m.size(2) == h && m.size(3) == w,
+              op, ": m must have shape [N, 1 or C, H, W] = [", n, ", 1 or ", c, ", ", h, ", ", w,
+              "], got ", sizes_str(m));
+  CompositeShape s{n, c, h * w, m.size(1), 0, 0};
+  if (b.has_value()) {
+    check_like_x(op, "b", *b, x);
+    TORCH_CHECK(b->dim() == 4 && (b->size(0) == 1 || b->size(0) == n) &&
+                    (b->size(1) == 1 || b->size(1) == c) && b->size(2) == h && b->size(3) == w,
+                op, ": b must have shape [1 or N, 1 or C, H, W] = [1 or ", n, ", 1 or ", c, ", ",
+                h, ", ", w, "], got ", sizes_str(*b));
+    s.nb = b->size(0);
+    s.cb = b->size(1);
+  }
+  return s;
+}
+
+}  // namespace
+
+CompositeShape check_composite(const at::Tensor& x, const at::Tensor& m,
+                               const std::optional<at::Tensor>& b) {
+  return check_inputs("bgbench::composite", x, m, b);
+}
+
+CompositeShape check_composite_backward(const at::Tensor& grad_out,
+                                        const at::Tensor& grad_mean_m,
+                                        const at::Tensor& grad_mean_b, const at::Tensor& x,
+                                        const at::Tensor& m, const std::optional<at::Tensor>& b) {
+  const char* op = "bgbench::composite_backward";
+  const CompositeShape s = check_inputs(op, x, m, b);
+  check_like_x(op, "grad_out", grad_out, x);
+  TORCH_CHECK(grad_out.sizes() == x.sizes(), op, ": grad_out must have x's shape ",
+              sizes_str(x), ", got ", sizes_str(grad_out));
+  check_like_x(op, "grad_mean_m", grad_mean_m, x);
+  TORCH_CHECK(grad_mean_m.dim() == 1 && grad_mean_m.size(0) == s.n, op,
+              ": grad_mean_m must have shape [N] = [", s.n, "], got ", sizes_str(grad_mean_m));
+  check_like_x(op, "grad_mean_b", grad_mean_b, x);
+  TORCH_CHECK(grad_mean_b.dim() == 1 && grad_mean_b.size(0) == s.n, op,
+              ": grad_mean_b must have shape [N] = [", s.n, "], got ", sizes_str(grad_mean_b));
+  return s;
+}
+
+}  // namespace bgbench
+
+TORCH_LIBRARY(bgbench, lib) {
+  // Fake (meta) kernels and autograd are registered from Python by this module.
+  lib.set_python_module("bgbench.ops");
+  lib.def("composite(Tensor x, Tensor m, Tensor? b) -> (Tensor, Tensor, Tensor)",
+          {at::Tag::pt2_compliant_tag});
+  // output_mask says which of (gx, gm, gb) to compute; the others come back as empty
+  // tensors, so autograd does no work for inputs that need no gradient.
+  lib.def(
+      "composite_backward(Tensor grad_out, Tensor grad_mean_m, Tensor grad_mean_b, Tensor x, "
+      "Tensor m, Tensor? b, bool[3] output_mask=[True, True, True]) -> (Tensor, Tensor, Tensor)",
+      {at::Tag::pt2_compliant_tag});
+}
+
+// The ops register when this shared object loads; the module itself is empty.
+extern "C" PyObject* PyInit__C(void) {
+  static PyModuleDef def = {PyModuleDef_HEAD_INIT, "_C", "bgbench's torch ops (torch.ops.bgbench)",
+                            -1, nullptr};
+  return PyModule_Create(&def);
+}
