@@ -7,7 +7,12 @@
 #include <torch/library.h>
 
 #include <array>
+#include <cstdint>
 #include <vector>
+
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 #include "ops.h"
 
@@ -21,6 +26,20 @@ constexpr int64_t kSpan = 8192;
 // Elements a thread should get at least, so small batches do not pay for thread wake-ups.
 constexpr int64_t kGrainElements = 32768;
 
+// Outputs are first touched by these kernels. For large ones, ask Linux for transparent huge
+// pages: one page fault per 2 MiB instead of per 4 KiB. At [64,3,256,256] the 4 KiB faults
+// of the fresh output took about as long as the forward's own memory traffic.
+void advise_huge_pages(const at::Tensor& t) {
+#ifdef MADV_HUGEPAGE
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t begin = (start + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (start + t.nbytes()) & ~(kHuge - 1);
+  // Advice only: where it is refused, the kernel runs as it would have anyway.
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#endif
+}
+
 int64_t grain_for(int64_t task_elements) {
   return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, task_elements));
 }
@@ -31,6 +50,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_cpu(
   const at::Tensor x = x_in.contiguous(), m = m_in.contiguous();
   const at::Tensor b = b_in.has_value() ? b_in->contiguous() : at::Tensor();
   at::Tensor out = at::empty(x.sizes(), x.options());
+  advise_huge_pages(out);
   at::Tensor mean_m = at::empty({s.n}, x.options());
   at::Tensor mean_b = at::zeros({s.n}, x.options());
   const int64_t spans = (s.hw + kSpan - 1) / kSpan;
@@ -85,6 +105,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_backward_cpu(
   at::Tensor gx = at::empty(output_mask[0] ? x.sizes() : at::IntArrayRef{0}, x.options());
   at::Tensor gm = at::empty(output_mask[1] ? m.sizes() : at::IntArrayRef{0}, x.options());
   at::Tensor gb = at::empty(want_gb ? b.sizes() : at::IntArrayRef{0}, x.options());
+  for (const at::Tensor* t : {&gx, &gm, &gb}) advise_huge_pages(*t);
   // A background shared by the batch sums its gradient over samples: a pass of its own.
   const bool shared_b = want_gb && s.nb != s.n;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "bgbench_composite_backward_cpu", [&] {

@@ -9,6 +9,13 @@
 #include <type_traits>
 #include <vector>
 
+// Index helpers are shared with the CUDA kernels.
+#if defined(__CUDACC__)
+#define BGBENCH_HOST_DEVICE __host__ __device__
+#else
+#define BGBENCH_HOST_DEVICE
+#endif
+
 namespace bgbench {
 
 // Sizes of one composite call: x is [N, C, HW], m is [N, Cm, HW] with Cm in {1, C}, b is
@@ -16,10 +23,12 @@ namespace bgbench {
 struct CompositeShape {
   int64_t n, c, hw, cm, nb, cb;
 
-  bool has_b() const { return nb > 0; }
-  int64_t x_offset(int64_t i, int64_t ch) const { return (i * c + ch) * hw; }
-  int64_t m_offset(int64_t i, int64_t ch) const { return (i * cm + (cm == 1 ? 0 : ch)) * hw; }
-  int64_t b_offset(int64_t i, int64_t ch) const {
+  BGBENCH_HOST_DEVICE bool has_b() const { return nb > 0; }
+  BGBENCH_HOST_DEVICE int64_t x_offset(int64_t i, int64_t ch) const { return (i * c + ch) * hw; }
+  BGBENCH_HOST_DEVICE int64_t m_offset(int64_t i, int64_t ch) const {
+    return (i * cm + (cm == 1 ? 0 : ch)) * hw;
+  }
+  BGBENCH_HOST_DEVICE int64_t b_offset(int64_t i, int64_t ch) const {
     return ((nb == 1 ? 0 : i) * cb + (cb == 1 ? 0 : ch)) * hw;
   }
 };

@@ -1,0 +1,78 @@
+"""asv: the fused composite op (``bgbench.ops.composite``) against its eager reference.
+
+CPU at 2 threads (the issue's setting) and CUDA where there is a GPU; a forward and a
+forward+backward (from given output gradients) per shape. ``python -m bgbench.bench op``
+prints the same comparisons, with ratios, in one run.
+"""
+
+import torch
+
+SHAPES = {"train": (128, 1, 32, 32), "large": (64, 3, 256, 256), "64M": (64, 1, 1024, 1024)}
+
+
+def _prepare(shape_name, impl, pass_name, device):
+    from bgbench import ops
+
+    if impl == "fused" and not ops.HAVE_EXTENSION:
+        raise NotImplementedError("bgbench._C is not built")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise NotImplementedError("no CUDA device")
+    n, c, h, w = SHAPES[shape_name]
+    backward = pass_name == "fwd+bwd"
+    gen = torch.Generator().manual_seed(0)
+    x, m, b = (torch.rand(s, generator=gen).to(device).requires_grad_(backward)
+               for s in ((n, c, h, w), (n, 1, h, w), (n, c, h, w)))
+    grads = (torch.randn(n, c, h, w, generator=gen).to(device),
+             torch.randn(n, generator=gen).to(device), torch.randn(n, generator=gen).to(device))
+    fn = ops.composite if impl == "fused" else ops.composite_reference
+    if backward:
+        return lambda: torch.autograd.grad(fn(x, m, b), (x, m, b), grads)
+
+    def forward():
+        with torch.no_grad():
+            return fn(x, m, b)
+    return forward
+
+
+class CompositeCPU:
+    """Fused vs eager reference on CPU, 2 threads."""
+
+    params = (["train", "large"], ["fused", "eager"], ["fwd", "fwd+bwd"])
+    param_names = ["shape", "impl", "pass"]
+
+    def setup(self, shape_name, impl, pass_name):
+        torch.set_num_threads(2)
+        self.run = _prepare(shape_name, impl, pass_name, "cpu")
+        self.run()
+
+    def time_composite(self, shape_name, impl, pass_name):
+        self.run()
+
+
+class CompositeCUDA:
+    """Fused vs eager reference on the GPU (skipped where there is none)."""
+
+    params = (["train", "64M"], ["fused", "eager"], ["fwd", "fwd+bwd"])
+    param_names = ["shape", "impl", "pass"]
+
+    def setup(self, shape_name, impl, pass_name):
+        self.run = _prepare(shape_name, impl, pass_name, "cuda")
+        self.run()
+        torch.cuda.synchronize()
+
+    def time_composite(self, shape_name, impl, pass_name):
+        self.run()
+        torch.cuda.synchronize()
+
+
+class CopyCPU:
+    """``copy_`` moving as many bytes as the large forward (x, m, b read, out written)."""
+
+    def setup(self):
+        torch.set_num_threads(2)
+        n, c, h, w = SHAPES["large"]
+        self.src = torch.rand((2 * n * c + 2 * n) * h * w // 2)
+        self.dst = torch.empty_like(self.src)
+
+    def time_copy(self):
+        self.dst.copy_(self.src)

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# On a machine with an NVIDIA GPU: build bgbench's extensions with CUDA, run the CUDA tests
+# and the op benchmark. Meant to finish within 5 minutes (the build is about 1-2 of them).
+#   bash scripts/gpu_check.sh            (PYTHON=python3.12 to choose the interpreter)
+# Missing Python packages are installed from wheels carried in .whl/ when there are some
+# (the GPU machine has no network).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$SECONDS
+PY=${PYTHON:-python3}
+
+if [ -z "${CUDA_HOME:-}" ]; then
+  if command -v nvcc >/dev/null 2>&1; then
+    CUDA_HOME=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")
+  elif [ -x /usr/local/cuda/bin/nvcc ]; then
+    CUDA_HOME=/usr/local/cuda
+  else
+    echo "gpu_check: no nvcc on PATH or in /usr/local/cuda: cannot build the CUDA kernels" >&2
+    exit 1
+  fi
+fi
+# torch guesses CUDA_HOME wrongly behind nvcc wrappers (the link then misses -lcudart).
+export CUDA_HOME PATH="$CUDA_HOME/bin:$PATH"
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+export MAX_JOBS=${MAX_JOBS:-$(nproc)}
+
+missing=()
+for pkg in torch:torch numpy:numpy pytest:pytest hypothesis:hypothesis pybind11:pybind11 \
+           scipy:scipy skimage:scikit-image setuptools:setuptools ninja:ninja; do
+  "$PY" -c "import ${pkg%%:*}" 2>/dev/null || missing+=("${pkg#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]} from .whl/"
+  "$PY" -m pip install -q --no-index --find-links .whl "${missing[@]}"
+fi
+
+echo "== versions"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+nvcc --version | tail -1
+"$PY" - <<'PY'
+import sys, torch
+print(f"python {sys.version.split()[0]}, torch {torch.__version__} (CUDA {torch.version.cuda}),"
+      f" device {torch.cuda.get_device_name() if torch.cuda.is_available() else 'NONE'}")
+if not torch.cuda.is_available():
+    raise SystemExit("gpu_check: torch sees no CUDA device")
+PY
+
+echo "== build (FORCE_CUDA=1, TORCH_CUDA_ARCH_LIST=$TORCH_CUDA_ARCH_LIST, $MAX_JOBS jobs)"
+FORCE_CUDA=1 "$PY" setup.py -q build_ext --inplace 2>&1 | grep -Ev "^(\[[0-9]+/[0-9]+\]|copying)" || true
+"$PY" -c "import bgbench.ops as o; assert o.HAVE_EXTENSION, 'bgbench._C did not build'"
+echo "built in $((SECONDS - start)) s"
+
+status=0
+echo "== CUDA tests"
+timeout 150 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests/test_ops.py || status=$?
+echo "== op benchmark (CUDA)"
+timeout 120 "$PY" -m bgbench.bench op --device cuda --rounds 7 || status=$?
+echo "== done in $((SECONDS - start)) s, status $status"
+exit $status
