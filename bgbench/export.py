@@ -51,7 +51,7 @@ def parity_images(dataset: str, n: int = DEFAULT_PARITY_IMAGES, input_size: int 
         raise BgbenchError(f"--parity-images must be at least 2, got {n}")
     images = bgs.pad(load_numpy(dataset, "test", data_root=data_root)[0][:n])
     half = n // 2
-    out = bgs.apply(images, np.zeros((bgs.SIZE, bgs.SIZE), np.uint8))
+    out = bgs.to_float(images)[:, None].copy()
     names = list(bgs.BACKGROUNDS)
     for i, chunk in enumerate(np.array_split(np.arange(half, n), len(names))):
         if chunk.size:
