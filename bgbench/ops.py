@@ -1,10 +1,12 @@
 """The fused compositing op ``x' = m * x + (1 - m) * b`` with per-sample area means.
 
 ``composite`` runs ``torch.ops.bgbench.composite`` from the compiled extension
-(``bgbench._C``, kernels in ``csrc/``); this module registers its fake (meta) kernels and
-autograd formula, so it works under autograd, ``torch.compile(fullgraph=True)`` and
-``torch.library.opcheck``. Where the extension is missing, ``composite`` falls back, with
-one warning, to ``composite_reference``.
+(``bgbench._C``, kernels in ``csrc/``). Its autograd kernel is C++ (``csrc/ops.cpp``: the
+Python ``register_autograd`` path cost more per call than the fused work itself at the
+training shape); this module registers the fake (meta) kernels, so it works under
+autograd, ``torch.compile(fullgraph=True)`` and ``torch.library.opcheck``. Backward
+computes only the gradients of inputs that need one. Where the extension is missing,
+``composite`` falls back, with one warning, to ``composite_reference``.
 """
 
 from __future__ import annotations
@@ -86,24 +88,6 @@ if HAVE_EXTENSION:
         return (x.new_empty(x.shape if output_mask[0] else (0,)),
                 x.new_empty(m.shape if output_mask[1] else (0,)),
                 x.new_empty(b.shape if output_mask[2] and b is not None else (0,)))
-
-    def _setup_context(ctx, inputs: tuple, output: tuple) -> None:
-        x, m, b = inputs
-        ctx.save_for_backward(x, m, b)
-
-    def _backward(ctx, grad_out: Tensor, grad_mean_m: Tensor, grad_mean_b: Tensor
-                  ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-        x, m, b = ctx.saved_tensors
-        need_x, need_m, need_b = ctx.needs_input_grad
-        mask = [need_x, need_m, need_b and b is not None]
-        if not any(mask):
-            return None, None, None
-        gx, gm, gb = torch.ops.bgbench.composite_backward(
-            grad_out, grad_mean_m, grad_mean_b, x, m, b, mask)
-        return (gx if mask[0] else None, gm if mask[1] else None, gb if mask[2] else None)
-
-    torch.library.register_autograd("bgbench::composite", _backward,
-                                    setup_context=_setup_context)
 
 
 _warned = False

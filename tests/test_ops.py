@@ -141,13 +141,14 @@ def test_backward_computes_only_needed_gradients(need):
         assert (t.grad is not None) == flag
 
 
-def test_torch_compile_fullgraph():
+@pytest.mark.parametrize("backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
+def test_torch_compile_fullgraph(backend):
     def loss(x, m, b):
         out, mean_m, mean_b = ops.composite(x, m, b)
         return out.square().mean() + ops.area_penalty(mean_m, 0.2) + ops.area_penalty(mean_b, 0.5)
 
     x, m, b = make(CASES[0], torch.float32)
-    compiled = torch.compile(loss, fullgraph=True, backend="aot_eager")
+    compiled = torch.compile(loss, fullgraph=True, backend=backend)
     got = compiled(x, m, b)
     got_grads = torch.autograd.grad(got, (x, m, b))
 
