@@ -239,3 +239,11 @@ def test_cuda_opcheck_and_errors():
     torch.library.opcheck(torch.ops.bgbench.composite.default, (x, m, b))
     with pytest.raises(RuntimeError, match="m must be on x's device cuda"):
         torch.ops.bgbench.composite(x, m.detach().cpu(), b)
+
+
+def test_benchmark_refuses_the_fallback(monkeypatch):
+    from bgbench.bench import op
+
+    monkeypatch.setattr(ops, "HAVE_EXTENSION", False)
+    with pytest.raises(SystemExit, match="refusing to time the pure-torch fallback"):
+        op.main(["--no-compile"])
