@@ -12,6 +12,7 @@ import glob
 import os
 
 import pybind11
+import torch
 from setuptools import Extension, setup
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
 
@@ -20,6 +21,17 @@ OPENMP = ["-fopenmp"]
 CXX_FLAGS = ["-O3", *OPENMP]
 # Absolute: ninja compiles from the build directory.
 CSRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc")
+
+
+def _rpath(cuda: bool) -> list[str]:
+    # So that `import bgbench._C` works before `import torch` (bgbench itself never imports
+    # torch at package level): the loader finds libc10/libtorch (and libcudart) by rpath.
+    dirs = [os.path.join(os.path.dirname(torch.__file__), "lib")]
+    if cuda:
+        site = os.path.dirname(os.path.dirname(torch.__file__))
+        dirs += sorted(glob.glob(os.path.join(site, "nvidia", "cu*", "lib")))
+        dirs.append(os.path.join(CUDA_HOME, "lib64"))
+    return [f"-Wl,-rpath,{d}" for d in dirs]
 
 
 def _build_cuda() -> bool:
@@ -39,9 +51,9 @@ def _torch_extension():
         sources += sorted(glob.glob("csrc/cuda/*.cu"))
         args["nvcc"] = ["-O3", "--use_fast_math"]
         return CUDAExtension("bgbench._C", sources, extra_compile_args=args,
-                             extra_link_args=OPENMP, include_dirs=[CSRC])
+                             extra_link_args=OPENMP + _rpath(True), include_dirs=[CSRC])
     return CppExtension("bgbench._C", sources, extra_compile_args=args,
-                        extra_link_args=OPENMP, include_dirs=[CSRC])
+                        extra_link_args=OPENMP + _rpath(False), include_dirs=[CSRC])
 
 
 def _core_extension():
