@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -14,11 +16,12 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 class MaskUNet(nn.Module):
     """Two-level U-Net (32 -> 16 -> 8 -> 16 -> 32) with skip connections.
 
-    ``width`` is the number of filters at full resolution (doubled at each level down).
+    ``width`` is the number of filters at full resolution (doubled at each level down);
+    the initial output is about ``init_area`` everywhere.
     With ``width=16`` it has 116,753 parameters.
     """
 
-    def __init__(self, width: int = 16) -> None:
+    def __init__(self, width: int = 16, init_area: float = 0.1) -> None:
         super().__init__()
         c = width
         self.enc1 = _block(1, c)
@@ -30,6 +33,10 @@ class MaskUNet(nn.Module):
         self.up1 = nn.ConvTranspose2d(2 * c, c, 2, stride=2)
         self.dec1 = _block(2 * c, c)
         self.out = nn.Conv2d(c, 1, 1)
+        # Start from a small, nearly uniform mask: the classifier's loss then raises it on
+        # the object, instead of the area penalty having to carve it out of a half-on mask.
+        nn.init.normal_(self.out.weight, std=0.01)
+        nn.init.constant_(self.out.bias, math.log(init_area / (1 - init_area)))
 
     def forward(self, x: Tensor) -> Tensor:
         e1 = self.enc1(x)

@@ -26,15 +26,19 @@ class Split:
         return Split(*(t.to(device) for t in (self.x_train, self.y_train, self.x_val, self.y_val)))
 
 
-def split(x: Tensor, y: Tensor, val_size: int, train_subset: int, seed: int) -> Split:
-    """Hold ``val_size`` images out of the training set by a permutation seeded with ``seed``;
-    keep the first ``train_subset`` of the rest (0: all). The same for every training seed."""
-    n = x.shape[0]
+def split_indices(n: int, val_size: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Validation and training indices of the fixed split of ``n`` training images."""
     if val_size >= n:
         raise UsageError(f"--val-size {val_size} leaves no training images out of {n}; "
                          "lower it")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    val, train = perm[:val_size], perm[val_size:]
+    return perm[:val_size], perm[val_size:]
+
+
+def split(x: Tensor, y: Tensor, val_size: int, train_subset: int, seed: int) -> Split:
+    """Hold ``val_size`` images out of the training set by a permutation seeded with ``seed``;
+    keep the first ``train_subset`` of the rest (0: all). The same for every training seed."""
+    val, train = split_indices(x.shape[0], val_size, seed)
     if train_subset:
         train = train[:train_subset]
     return Split(x[train], y[train], x[val], y[val])

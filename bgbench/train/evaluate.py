@@ -1,9 +1,10 @@
 """A small torch-side check of a trained classifier on the six test backgrounds.
 
 For reporting during development only (the ONNX harness, ``bgbench eval``, is the
-benchmark). It reads the test split, which training never uses for any choice.
+benchmark). By default it reads the test split, which training never uses for any choice; ``--on val``
+uses the run's held-out validation images instead (the split to tune presets on).
 
-    python -m bgbench.train.evaluate RUN_DIR [--limit N]
+    python -m bgbench.train.evaluate RUN_DIR [--on test|val] [--limit N]
 """
 
 from __future__ import annotations
@@ -49,19 +50,29 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m bgbench.train.evaluate")
     parser.add_argument("run_dir")
-    parser.add_argument("--limit", type=int, default=0, help="first N test images (0: all)")
+    parser.add_argument("--on", choices=("test", "val"), default="test",
+                        help="test images, or the run's validation images (default: test)")
+    parser.add_argument("--limit", type=int, default=0, help="first N images (0: all)")
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args(argv)
     try:
         model, config = load_classifier(args.run_dir)
-        images, labels = load_numpy(config["dataset"], "test", args.data_root)
+        if args.on == "test":
+            images, labels = load_numpy(config["dataset"], "test", args.data_root)
+        else:
+            from bgbench.train.data import split_indices
+
+            images, labels = load_numpy(config["dataset"], "train", args.data_root)
+            opts = config["options"]
+            val, _ = split_indices(len(labels), opts["val_size"], opts["split_seed"])
+            images, labels = images[val.numpy()], labels[val.numpy()]
     except BgbenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
     if args.limit:
         images, labels = images[:args.limit], labels[:args.limit]
     result = background_accuracy(model, images, labels)
-    print(json.dumps({"run": args.run_dir, "method": config["method"],
+    print(json.dumps({"run": args.run_dir, "on": args.on, "method": config["method"],
                       "dataset": config["dataset"], "n": len(labels),
                       **{k: round(v, 4) for k, v in result.items()}}))
     return 0

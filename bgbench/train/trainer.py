@@ -455,7 +455,7 @@ class Trainer:
             m = torch.where(clean[:, None, None, None], torch.ones_like(m), m)
             if fb is not None:
                 with torch.no_grad():
-                    b = fb(noise)
+                    b = self._sample(fb(noise), generator)
             else:
                 b = noise
             composed, area, bg_mean = composite(x, m, b)
@@ -466,7 +466,7 @@ class Trainer:
             opts[0].step()
             gen_ce = torch.zeros(())
             if fb is not None:
-                gen_ce = self._generator_steps(fb, opts[1], x, y, m, noise)
+                gen_ce = self._generator_steps(fb, opts[1], x, y, m, noise, generator)
             n = y.shape[0]
             sums[0] += loss.item() * n
             sums[1] += (logits.argmax(1) == y).sum().item()
@@ -480,8 +480,21 @@ class Trainer:
                                    "background_mean"],
                             len(batches) * self.opts["batch_size"])
 
+    def _sample(self, b: Tensor, generator: torch.Generator) -> Tensor:
+        """With ``bg_sample=bernoulli``, a binary background drawn pixel-wise from ``b`` (the
+        gradient passes straight through to ``b``); otherwise ``b``.
+
+        Uniforms are drawn for the global batch and sharded, like all stage randomness.
+        """
+        if self.opts["bg_sample"] == "none":
+            return b
+        n = b.shape[0] * self.ctx.world
+        u = self.ctx.shard(torch.rand(n, *b.shape[1:], generator=generator)).to(b.device)
+        hard = (u < b).to(b.dtype)
+        return hard + b - b.detach()
+
     def _generator_steps(self, fb: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor,
-                         m: Tensor, noise: Tensor) -> Tensor:
+                         m: Tensor, noise: Tensor, generator: torch.Generator) -> Tensor:
         """Steps of f_b that maximise ``CE - w_BA L_BA`` against the current classifier.
 
         The gradient is taken with ``autograd.grad`` with respect to f_b only and averaged
@@ -492,7 +505,9 @@ class Trainer:
         params = list(fb.parameters())
         ce = torch.zeros(())
         for _ in range(self.opts["gen_steps"]):
-            composed, _, bg_mean = composite(x, m, fb(noise))
+            # With sampling, bg_mean is the sample's mean; its gradient is that of the mean
+            # probability (straight-through), so L_BA still steers the expected background.
+            composed, _, bg_mean = composite(x, m, self._sample(fb(noise), generator))
             ce = F.cross_entropy(f(composed), y)
             loss = -ce + self.opts["bg_weight"] * area_penalty(bg_mean, self.opts["bg_limit"])
             grads = torch.autograd.grad(loss, params)
