@@ -34,11 +34,20 @@ from torch import Tensor, nn
 from bgbench.errors import BgbenchError
 from bgbench.fileio import atomic_path, write_json
 from bgbench.models import AGCNN, MaskUNet, TiledBackgroundGenerator, VGGClassifier
-from bgbench.ops import area_penalty, composite
+from bgbench.ops import composite
 from bgbench.train import masks as masklib
 from bgbench.train.config import STAGES
 from bgbench.train.data import Split, batch_order, shift, shift_offsets
 from bgbench.train.distributed import Context
+from bgbench.train.steps import (
+    adversarial_classifier_step,
+    classifier_step,
+    generator_step,
+    mask_loss,
+    mask_step,
+    sample_background,
+    uniforms,
+)
 
 EVAL_BATCH = 1000
 VALIDATION_NOISE_SEED = 20240607
@@ -92,12 +101,6 @@ def _clone(module: nn.Module) -> dict[str, Tensor]:
 
 def _epoch_generator(seed: int, stage_index: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + stage_index * 10_007 + epoch)
-
-
-def total_variation(m: Tensor) -> Tensor:
-    """Mean absolute difference of neighbouring mask pixels (both directions)."""
-    return ((m[:, :, 1:] - m[:, :, :-1]).abs().mean()
-            + (m[:, :, :, 1:] - m[:, :, :, :-1]).abs().mean())
 
 
 class _Branches(nn.Module):
@@ -309,7 +312,7 @@ class Trainer:
             params = [*f.local_branch.parameters(), *f.fusion.parameters()]
             opt = torch.optim.Adam(params, lr=self.opts["lr"])
             wrapped = self.ctx.wrap(_Branches(f))
-            return [opt], lambda g, d: self._epoch_supervised(wrapped, opt, g, d), \
+            return [opt], lambda g, d: self._epoch_supervised(wrapped, opt, g, d, True), \
                 lambda: self._validate_clean(f)
         if stage == "mask":
             fm = self.models["mask_generator"]
@@ -354,23 +357,22 @@ class Trainer:
         return out
 
     def _epoch_supervised(self, model: nn.Module, opt: torch.optim.Optimizer,
-                          generator: torch.Generator, desc: str) -> dict[str, float]:
+                          generator: torch.Generator, desc: str,
+                          branches: bool = False) -> dict[str, float]:
         """Cross-entropy on clean images; AG-CNN's local stage adds local and fusion terms."""
         model.train()
         sums = [0.0, 0.0, 0.0]
         batches = self._batches(generator)
         for idx in self.progress.iterate(batches, desc):
             x, y = self._inputs(idx, generator)
-            out = model(x)
-            if isinstance(out, tuple):
-                _, local_logits, logits = out
+            if branches:
+                _, local_logits, logits = model(x)
                 loss = F.cross_entropy(logits, y) + F.cross_entropy(local_logits, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
             else:
-                logits = out
-                loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+                loss, logits = classifier_step(model, opt, x, y)
             n = y.shape[0]
             sums[0] += loss.item() * n
             sums[1] += (logits.argmax(1) == y).sum().item()
@@ -379,16 +381,8 @@ class Trainer:
         return self._finish(sums, ["train_loss", "train_acc"],
                             len(batches) * self.opts["batch_size"])
 
-    def _mask_loss(self, x: Tensor, y: Tensor, m: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Stage-2 loss terms: total, cross-entropy, logits and per-image mask areas."""
-        f = self.models["classifier"]
-        masked, area, _ = composite(x, m)
-        logits = f(masked)
-        ce = F.cross_entropy(logits, y)
-        loss = ce + self.opts["area_weight"] * area_penalty(area, self.opts["area_limit"])
-        if self.opts["tv_weight"]:
-            loss = loss + self.opts["tv_weight"] * total_variation(m)
-        return loss, ce, logits, area
+    def _mask_terms(self) -> tuple[float, float, float]:
+        return self.opts["area_limit"], self.opts["area_weight"], self.opts["tv_weight"]
 
     def _epoch_mask(self, fm: nn.Module, opt: torch.optim.Optimizer,
                     generator: torch.Generator, desc: str) -> dict[str, float]:
@@ -398,10 +392,8 @@ class Trainer:
         batches = self._batches(generator)
         for idx in self.progress.iterate(batches, desc):
             x, y = self._inputs(idx, generator)
-            loss, ce, logits, area = self._mask_loss(x, y, fm(x))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            loss, ce, logits, area = mask_step(fm, self.models["classifier"], opt, x, y,
+                                               *self._mask_terms())
             n = y.shape[0]
             sums[0] += loss.item() * n
             sums[1] += ce.item() * n
@@ -455,18 +447,17 @@ class Trainer:
             m = torch.where(clean[:, None, None, None], torch.ones_like(m), m)
             if fb is not None:
                 with torch.no_grad():
-                    b = self._sample(fb(noise), generator)
+                    b = fb(noise)
+                b = sample_background(b, self._uniforms(b, generator))
             else:
                 b = noise
-            composed, area, bg_mean = composite(x, m, b)
-            logits = f_wrapped(composed)
-            loss = F.cross_entropy(logits, y)
-            opts[0].zero_grad(set_to_none=True)
-            loss.backward()
-            opts[0].step()
+            loss, logits, area, bg_mean = adversarial_classifier_step(f_wrapped, opts[0], x, y,
+                                                                      m, b)
             gen_ce = torch.zeros(())
-            if fb is not None:
-                gen_ce = self._generator_steps(fb, opts[1], x, y, m, noise, generator)
+            for _ in range(self.opts["gen_steps"] if fb is not None else 0):
+                gen_ce = generator_step(f, fb, opts[1], x, y, m, noise,
+                                        self._uniforms(b, generator), self.opts["bg_limit"],
+                                        self.opts["bg_weight"], self.ctx.average_gradients)
             n = y.shape[0]
             sums[0] += loss.item() * n
             sums[1] += (logits.argmax(1) == y).sum().item()
@@ -480,42 +471,12 @@ class Trainer:
                                    "background_mean"],
                             len(batches) * self.opts["batch_size"])
 
-    def _sample(self, b: Tensor, generator: torch.Generator) -> Tensor:
-        """With ``bg_sample=bernoulli``, a binary background drawn pixel-wise from ``b`` (the
-        gradient passes straight through to ``b``); otherwise ``b``.
-
-        Uniforms are drawn for the global batch and sharded, like all stage randomness.
-        """
-        if self.opts["bg_sample"] == "none":
-            return b
-        n = b.shape[0] * self.ctx.world
-        u = self.ctx.shard(torch.rand(n, *b.shape[1:], generator=generator)).to(b.device)
-        hard = (u < b).to(b.dtype)
-        return hard + b - b.detach()
-
-    def _generator_steps(self, fb: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor,
-                         m: Tensor, noise: Tensor, generator: torch.Generator) -> Tensor:
-        """Steps of f_b that maximise ``CE - w_BA L_BA`` against the current classifier.
-
-        The gradient is taken with ``autograd.grad`` with respect to f_b only and averaged
-        across processes by hand: the loss runs through the classifier, whose DDP wrapper
-        must not see a second backward pass in the same iteration.
-        """
-        f = self.models["classifier"]
-        params = list(fb.parameters())
-        ce = torch.zeros(())
-        for _ in range(self.opts["gen_steps"]):
-            # With sampling, bg_mean is the sample's mean; its gradient is that of the mean
-            # probability (straight-through), so L_BA still steers the expected background.
-            composed, _, bg_mean = composite(x, m, self._sample(fb(noise), generator))
-            ce = F.cross_entropy(f(composed), y)
-            loss = -ce + self.opts["bg_weight"] * area_penalty(bg_mean, self.opts["bg_limit"])
-            grads = torch.autograd.grad(loss, params)
-            for p, grad in zip(params, grads, strict=True):
-                p.grad = grad
-            self.ctx.average_gradients(params)
-            opt.step()
-        return ce.detach()
+    def _uniforms(self, b: Tensor, generator: torch.Generator) -> Tensor | None:
+        """This rank's uniforms for sampling binary backgrounds shaped like ``b`` (None with
+        ``bg_sample=none``), drawn for the global batch like all stage randomness."""
+        u = uniforms(b.shape[0] * self.ctx.world, b.shape[-1], self.opts["bg_sample"],
+                     generator)
+        return None if u is None else self.ctx.shard(u).to(b.device)
 
     # -- validation ------------------------------------------------------------------------
 
@@ -550,7 +511,7 @@ class Trainer:
         for lo, hi in self._val_chunks():
             x, y = self.data.x_val[lo:hi], self.data.y_val[lo:hi]
             m = fm(x)
-            loss, _, logits, area = self._mask_loss(x, y, m)
+            loss, _, logits, area = mask_loss(f, x, y, m, *self._mask_terms())
             t = masklib.transform_mask(m, self.opts["mask_transform"], self.opts["area_limit"])
             n = hi - lo
             sums[0] += loss.item() * n

@@ -1,0 +1,113 @@
+"""asv: one optimisation step of each training stage at the default batch size (128).
+
+The steps are the trainer's own (``bgbench.train.steps``): the stage-1 classifier step,
+the stage-2 mask-generator step against a frozen classifier, and the stage-3 adversarial
+pair (a classifier step on composites, then a background-generator step). Networks use
+the quick preset's widths, channels_last as in training, on CPU at 2 threads and on CUDA
+where there is a GPU.
+"""
+
+import torch
+
+BATCH = 128
+
+
+def _prepare(device_name):
+    from bgbench.models import MaskUNet, TiledBackgroundGenerator, VGGClassifier
+    from bgbench.train.config import PRESETS
+    from bgbench.train.data import synthetic
+    from bgbench.train.masks import true_mask
+
+    if device_name == "cuda" and not torch.cuda.is_available():
+        raise NotImplementedError("no CUDA device")
+    if device_name == "cpu":
+        torch.set_num_threads(2)
+    device = torch.device(device_name)
+    opts = PRESETS["quick"]
+    torch.manual_seed(0)
+    fmt = torch.channels_last
+    nets = {"f": VGGClassifier(), "fm": MaskUNet(opts["unet_width"]),
+            "fb": TiledBackgroundGenerator(opts["gen_width"])}
+    nets = {k: v.to(device, memory_format=fmt) for k, v in nets.items()}
+    x, y = synthetic(BATCH, seed=0)
+    state = {"x": x.to(device), "y": y.to(device), "m": true_mask(x).to(device),
+             "z": nets["fb"].sample_noise(BATCH, torch.Generator().manual_seed(0), device),
+             "opts": opts, "device": device, **nets}
+    state["opt_f"] = torch.optim.Adam(nets["f"].parameters(), lr=opts["lr"])
+    state["opt_fm"] = torch.optim.Adam(nets["fm"].parameters(), lr=opts["mask_lr"])
+    state["opt_fb"] = torch.optim.Adam(nets["fb"].parameters(), lr=opts["gen_lr"])
+    return state
+
+
+def _sync(state):
+    if state["device"].type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _classifier(s):
+    from bgbench.train.steps import classifier_step
+
+    classifier_step(s["f"], s["opt_f"], s["x"], s["y"])
+    _sync(s)
+
+
+def _mask(s):
+    from bgbench.train.steps import mask_step
+
+    o = s["opts"]
+    mask_step(s["fm"], s["f"], s["opt_fm"], s["x"], s["y"], o["area_limit"], o["area_weight"],
+              o["tv_weight"])
+    _sync(s)
+
+
+def _adversarial(s):
+    from bgbench.train.steps import (
+        adversarial_classifier_step,
+        generator_step,
+        sample_background,
+        uniforms,
+    )
+
+    o = s["opts"]
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        b = s["fb"](s["z"])
+    u = uniforms(BATCH, 32, o["bg_sample"], g)
+    u = None if u is None else u.to(s["device"])
+    adversarial_classifier_step(s["f"], s["opt_f"], s["x"], s["y"], s["m"],
+                                sample_background(b, u))
+    generator_step(s["f"], s["fb"], s["opt_fb"], s["x"], s["y"], s["m"], s["z"], u,
+                   o["bg_limit"], o["bg_weight"])
+    _sync(s)
+
+
+class TrainStep:
+    """One optimisation step of each stage, batch 128."""
+
+    params = (["cpu", "cuda"],)
+    param_names = ["device"]
+
+    def setup(self, device):
+        self.s = _prepare(device)
+        # One warm-up of each: first calls allocate optimizer state and pick kernels.
+        for step in (_classifier, _mask, _adversarial):
+            step(self.s)
+
+    def time_classifier_step(self, device):
+        _classifier(self.s)
+
+    def time_mask_generator_step(self, device):
+        _mask(self.s)
+
+    def time_adversarial_pair_step(self, device):
+        _adversarial(self.s)
+
+
+class TrainStepMemory:
+    """Peak resident memory of the heaviest step: the adversarial pair, on CPU."""
+
+    def setup(self):
+        self.s = _prepare("cpu")
+
+    def peakmem_adversarial_pair_step(self):
+        _adversarial(self.s)

@@ -1,0 +1,118 @@
+"""One optimisation step of each stage, as plain functions (the trainer's epochs and the
+asv benchmarks both call these)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bgbench.ops import area_penalty, composite
+
+
+def total_variation(m: Tensor) -> Tensor:
+    """Mean absolute difference of neighbouring mask pixels (both directions)."""
+    return ((m[:, :, 1:] - m[:, :, :-1]).abs().mean()
+            + (m[:, :, :, 1:] - m[:, :, :, :-1]).abs().mean())
+
+
+def classifier_step(f: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor
+                    ) -> tuple[Tensor, Tensor]:
+    """Stage 1: one cross-entropy step of ``f``; returns the loss and the logits."""
+    logits = f(x)
+    loss = F.cross_entropy(logits, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach(), logits.detach()
+
+
+def mask_loss(f: nn.Module, x: Tensor, y: Tensor, m: Tensor, area_limit: float,
+              area_weight: float, tv_weight: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Stage-2 loss ``CE(f(x*m)) + w_A L_A(m) + w_TV TV(m)``: the total, the cross-entropy,
+    the logits and the per-image mask areas."""
+    masked, area, _ = composite(x, m)
+    logits = f(masked)
+    ce = F.cross_entropy(logits, y)
+    loss = ce + area_weight * area_penalty(area, area_limit)
+    if tv_weight:
+        loss = loss + tv_weight * total_variation(m)
+    return loss, ce, logits, area
+
+
+def mask_step(fm: nn.Module, f: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor,
+              area_limit: float, area_weight: float, tv_weight: float
+              ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Stage 2: one step of the mask generator ``fm`` against the frozen classifier ``f``."""
+    loss, ce, logits, area = mask_loss(f, x, y, fm(x), area_limit, area_weight, tv_weight)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach(), ce.detach(), logits.detach(), area.detach()
+
+
+BLOCK_SIZES = (1, 2, 4)
+
+
+def uniforms(n: int, size: int, mode: str, generator: torch.Generator) -> Tensor | None:
+    """Uniforms ``[n, 1, size, size]`` for ``sample_background`` (None for mode ``none``).
+
+    ``bernoulli``: one per pixel. ``blocks``: constant over square cells of 1, 2 or 4 px (a
+    random cell size per background), so the sampled backgrounds also have coarse structure.
+    """
+    if mode == "none":
+        return None
+    if mode == "bernoulli":
+        return torch.rand(n, 1, size, size, generator=generator)
+    if mode != "blocks":
+        raise ValueError(f"unknown background sampling {mode!r}")
+    choice = torch.randint(0, len(BLOCK_SIZES), (n,), generator=generator)
+    out = torch.empty(n, 1, size, size)
+    for i, cell in enumerate(BLOCK_SIZES):
+        u = torch.rand(n, 1, size // cell, size // cell, generator=generator)
+        u = u.repeat_interleave(cell, dim=2).repeat_interleave(cell, dim=3)
+        out[choice == i] = u[choice == i]
+    return out
+
+
+def sample_background(b: Tensor, uniforms: Tensor | None) -> Tensor:
+    """``b`` itself, or with ``uniforms`` a binary background set where ``uniforms < b``; the
+    gradient passes straight through to ``b``."""
+    if uniforms is None:
+        return b
+    hard = (uniforms < b).to(b.dtype)
+    return hard + b - b.detach()
+
+
+def adversarial_classifier_step(f: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor,
+                                m: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Stage 3, classifier half: cross-entropy on ``m*x + (1-m)*b``; returns the loss, the
+    logits, and the per-image mask and background means."""
+    composed, area, bg_mean = composite(x, m, b.detach())
+    return (*classifier_step(f, opt, composed, y), area.detach(), bg_mean.detach())
+
+
+def generator_step(f: nn.Module, fb: nn.Module, opt: torch.optim.Optimizer, x: Tensor,
+                   y: Tensor, m: Tensor, z: Tensor, uniforms: Tensor | None, bg_limit: float,
+                   bg_weight: float, reduce: Callable[[list[nn.Parameter]], None] | None = None
+                   ) -> Tensor:
+    """Stage 3, generator half: one step of ``fb`` maximising ``CE - w_BA L_BA``.
+
+    The gradient is taken with ``autograd.grad`` with respect to ``fb`` only, then passed to
+    ``reduce`` (the cross-process average): the loss runs through the classifier, whose DDP
+    wrapper must not see a second backward pass in the same iteration. Returns the CE.
+    """
+    # With sampling, bg_mean is the sample's mean; its gradient is that of the mean
+    # probability (straight-through), so L_BA still steers the expected background.
+    composed, _, bg_mean = composite(x, m, sample_background(fb(z), uniforms))
+    ce = F.cross_entropy(f(composed), y)
+    loss = -ce + bg_weight * area_penalty(bg_mean, bg_limit)
+    params = list(fb.parameters())
+    for p, grad in zip(params, torch.autograd.grad(loss, params), strict=True):
+        p.grad = grad
+    if reduce is not None:
+        reduce(params)
+    opt.step()
+    return ce.detach()
