@@ -121,7 +121,7 @@ def test_mask_stage_drives_the_area_towards_the_limit(tmp_path, data):
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, data, monkeypatch):
-    config = tiny_config("proposal", epochs=2, adv_epochs=2)
+    config = tiny_config("truemask", adv_epochs=2)
     train(config, tmp_path / "full", quiet=True, tensors=data)
 
     saves = {"n": 0}
@@ -130,7 +130,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, data, 
     def crashing_save(self, *args, **kwargs):
         real_save(self, *args, **kwargs)
         saves["n"] += 1
-        if saves["n"] == 4:  # after stage 1 and 2 and the first adversarial epoch
+        if saves["n"] == 3:  # after stage 1 (epoch, completion) and one adversarial epoch
             raise KeyboardInterrupt
 
     monkeypatch.setattr(trainer_mod.Trainer, "_save", crashing_save)

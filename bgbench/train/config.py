@@ -99,7 +99,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # generator collapsing to one flat grey background (a strong L_BA, binary backgrounds
     # sampled from its output at several block sizes).
     "quick": {**_COMMON, "epochs": 2, "mask_epochs": 1, "adv_epochs": 2, "local_epochs": 1,
-              "train_subset": 6000, "val_size": 2000, "tv_weight": 0.0, "unet_width": 8,
+              "train_subset": 10000, "val_size": 2000, "tv_weight": 0.0, "unet_width": 8,
               "mask_lr": 3e-3, "mask_transform": "otsu", "mask_dilation": 2,
               "clean_fraction": 0.1,
               "bg_weight": 50.0, "bg_sample": "blocks"},
