@@ -246,6 +246,9 @@ class Trainer:
                            best_epoch, best_modules, best_metrics)
             self.ctx.barrier()
 
+        if not best_modules:
+            raise BgbenchError(f"stage {stage} never reached a finite validation score (the "
+                               "loss diverged); lower its learning rate")
         for name in names:
             load_state(self.models[name], best_modules[name], path)
         self.summary[stage] = {"best_epoch": best_epoch, "best_score": best_score,
