@@ -7,7 +7,8 @@ Stages (``config.STAGES`` says which a method runs):
 - ``adversarial``: stage 3, f on composites ``m*x + (1-m)*b`` alternating with steps of the
   background generator f_b maximising ``CE - w_BA L_BA`` (or noise backgrounds for
   ``noisebg``); the mask is ``T(f_m(x))`` (optionally dilated) or, for ``truemask``, the
-  dilated foreground.
+  dilated foreground. With ``bg_sample`` other than ``none`` the classifier sees binary
+  backgrounds drawn with f_b's output as probabilities (per pixel or per block).
 - ``global`` / ``local``: AG-CNN's global branch, then its local branch and fusion head.
 
 Every epoch of a stage draws all its randomness (batch order, noise, clean share,
