@@ -18,6 +18,15 @@ from bgbench.models import (
 )
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread is as fast, and does not stall when the cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_classifier_shape_and_size():
     model = VGGClassifier()
     assert model(torch.rand(3, 1, 32, 32)).shape == (3, 10)

@@ -25,6 +25,15 @@ TINY = {"epochs": 1, "mask_epochs": 1, "adv_epochs": 1, "local_epochs": 1, "batc
         "train_subset": 0, "val_size": 64, "unet_width": 4, "gen_width": 8, "cc_iterations": 8}
 
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread is as fast, and does not stall when the cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 @pytest.fixture(scope="module")
 def data():
     return synthetic(256, seed=0)
