@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "OUT/runs/<dataset>-<method>-seed<N>, export it to OUT/models/, evaluate all models "
         "(clean, six backgrounds, noise sweep) into OUT/results/ and write OUT/report.md. "
         "Re-running skips finished work and resumes unfinished training.")
-    p.add_argument("--preset", choices=("quick", "paper"), default="quick",
+    p.add_argument("--preset", choices=("quick", "paper", "faithful"), default="quick",
                    help="training preset (default quick: a few minutes per method on a CPU)")
     p.add_argument("--datasets", default="all", metavar="LIST",
                    help="comma-separated: mnist,fashion-mnist (default all)")

@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train one method on one dataset into RUN_DIR: config.json, metrics.jsonl, "
         "per-stage checkpoints, classifier.pt and done.json. Under torchrun, trains with "
         "DistributedDataParallel. Options left unset take the preset's value "
-        "(shown as quick/paper).",
+        "(shown as quick/paper/faithful).",
     )
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--method", required=True, choices=METHODS)

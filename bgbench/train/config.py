@@ -18,7 +18,7 @@ MASK_TRANSFORMS = ("none", "0.5", "otsu", "quantile")
 NOISE_KINDS = ("uniform", "bernoulli")
 AUGMENTS = ("none", "shift")
 BG_SAMPLING = ("none", "bernoulli", "blocks")
-PRESET_NAMES = ("quick", "paper")
+PRESET_NAMES = ("quick", "paper", "faithful")
 
 # Which stages each method runs, in order.
 STAGES: dict[str, tuple[str, ...]] = {
@@ -103,12 +103,21 @@ PRESETS: dict[str, dict[str, Any]] = {
               "mask_lr": 3e-3, "mask_transform": "otsu", "mask_dilation": 2,
               "clean_fraction": 0.1,
               "bg_weight": 50.0, "bg_sample": "blocks"},
+    # Full scale with the quick preset's choices (made on the validation split): all the
+    # training data and longer stages. The setting for the paper's tables (issue 7); on a
+    # GPU one proposal run of it reached 98.7% (MNIST) and 90.7% (Fashion-MNIST) on the
+    # six-background average of the test set.
+    "paper": {**_COMMON, "epochs": 5, "mask_epochs": 2, "adv_epochs": 5, "local_epochs": 3,
+              "train_subset": 0, "val_size": 5000, "tv_weight": 0.0, "unet_width": 8,
+              "mask_lr": 3e-3, "mask_transform": "otsu", "mask_dilation": 2,
+              "clean_fraction": 0.1,
+              "bg_weight": 50.0, "bg_sample": "blocks"},
     # Our most faithful reading of the paper: all the training data, its TV weight,
     # untransformed masks, composites only, L_BA with weight 1, soft backgrounds.
-    "paper": {**_COMMON, "epochs": 5, "mask_epochs": 3, "adv_epochs": 5, "local_epochs": 3,
-              "train_subset": 0, "val_size": 5000, "tv_weight": 0.1, "unet_width": 16,
-              "mask_transform": "none", "mask_dilation": 0, "clean_fraction": 0.0,
-              "bg_weight": 1.0, "bg_sample": "none"},
+    "faithful": {**_COMMON, "epochs": 5, "mask_epochs": 3, "adv_epochs": 5, "local_epochs": 3,
+                 "train_subset": 0, "val_size": 5000, "tv_weight": 0.1, "unet_width": 16,
+                 "mask_transform": "none", "mask_dilation": 0, "clean_fraction": 0.0,
+                 "bg_weight": 1.0, "bg_sample": "none"},
 }
 
 
