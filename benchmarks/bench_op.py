@@ -12,33 +12,24 @@ SHAPES = {"train": (128, 1, 32, 32), "large": (64, 3, 256, 256), "64M": (64, 1, 
 
 def _prepare(shape_name, impl, pass_name, device):
     from bgbench import ops
+    from bgbench.bench.op import compiled_reference, op_call, op_inputs
 
     if impl == "fused" and not ops.HAVE_EXTENSION:
         raise NotImplementedError("bgbench._C is not built")
     if device == "cuda" and not torch.cuda.is_available():
         raise NotImplementedError("no CUDA device")
-    n, c, h, w = SHAPES[shape_name]
     backward = pass_name == "fwd+bwd"
-    gen = torch.Generator().manual_seed(0)
-    x, m, b = (torch.rand(s, generator=gen).to(device).requires_grad_(backward)
-               for s in ((n, c, h, w), (n, 1, h, w), (n, c, h, w)))
-    grads = (torch.randn(n, c, h, w, generator=gen).to(device),
-             torch.randn(n, generator=gen).to(device), torch.randn(n, generator=gen).to(device))
-    fn = ops.composite if impl == "fused" else ops.composite_reference
-    if backward:
-        return lambda: torch.autograd.grad(fn(x, m, b), (x, m, b), grads)
-
-    def forward():
-        with torch.no_grad():
-            return fn(x, m, b)
-    return forward
+    fns = {"fused": ops.composite, "eager": ops.composite_reference}
+    fn = compiled_reference() if impl == "compile" else fns[impl]
+    return op_call(fn, *op_inputs(SHAPES[shape_name], device, torch.float32, backward), backward)
 
 
 class CompositeCPU:
-    """Fused vs eager reference on CPU, 2 threads."""
+    """Fused vs eager reference vs torch.compile of the reference, on CPU, 2 threads."""
 
-    params = (["train", "large"], ["fused", "eager"], ["fwd", "fwd+bwd"])
+    params = (["train", "large"], ["fused", "eager", "compile"], ["fwd", "fwd+bwd"])
     param_names = ["shape", "impl", "pass"]
+    timeout = 300  # setup compiles the reference for each parameter set
 
     def setup(self, shape_name, impl, pass_name):
         torch.set_num_threads(2)

@@ -25,3 +25,14 @@ def real_data_root() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return root
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Run a test with one torch thread, restoring the count after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

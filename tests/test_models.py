@@ -17,14 +17,8 @@ from bgbench.models import (
     largest_component,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is as fast, and does not stall when the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny tensors: one thread is as fast, and does not stall when the cores are shared.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_classifier_shape_and_size():

@@ -26,13 +26,8 @@ TINY = {"epochs": 1, "mask_epochs": 1, "adv_epochs": 1, "local_epochs": 1, "batc
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is as fast, and does not stall when the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny tensors: one thread is as fast, and does not stall when the cores are shared.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def data():

@@ -58,7 +58,8 @@ def time_interleaved(cands: dict[str, Callable[[], object]], device: str, rounds
     return {name: float(np.median(s)) for name, s in samples.items()}
 
 
-def _inputs(shape, device, dtype, requires_grad):
+def op_inputs(shape, device, dtype, requires_grad: bool):
+    """Seeded ``x [N,C,H,W]``, ``m [N,1,H,W]``, ``b [N,C,H,W]`` and output gradients."""
     import torch
 
     n, c, h, w = shape
@@ -71,26 +72,36 @@ def _inputs(shape, device, dtype, requires_grad):
     return x, m, b, grads
 
 
-def _op_candidates(shape, device, dtype, backward: bool, with_compile: bool):
+def op_call(fn, x, m, b, grads, backward: bool):
+    """A no-argument callable timing ``fn``: forward only, or forward+backward from ``grads``."""
+    import torch
+
+    if backward:
+        return lambda: torch.autograd.grad(fn(x, m, b), (x, m, b), grads)
+
+    def forward():
+        with torch.no_grad():
+            return fn(x, m, b)
+    return forward
+
+
+def compiled_reference():
+    """``torch.compile`` of the eager reference, specialised to each shape (its best case)."""
     import torch
 
     from bgbench import ops
 
-    x, m, b, grads = _inputs(shape, device, dtype, backward)
+    return torch.compile(ops.composite_reference, dynamic=False)
+
+
+def _op_candidates(shape, device, dtype, backward: bool, with_compile: bool):
+    from bgbench import ops
+
+    x, m, b, grads = op_inputs(shape, device, dtype, backward)
     impls = {"fused": ops.composite, "eager": ops.composite_reference}
     if with_compile:
-        # dynamic=False: a graph specialised to each shape, torch.compile at its best.
-        impls["compile"] = torch.compile(ops.composite_reference, dynamic=False)
-
-    def make(fn):
-        if backward:
-            return lambda: torch.autograd.grad(fn(x, m, b), (x, m, b), grads)
-
-        def forward():
-            with torch.no_grad():
-                return fn(x, m, b)
-        return forward
-    return {name: make(fn) for name, fn in impls.items()}, (x, m, b)
+        impls["compile"] = compiled_reference()
+    return {name: op_call(fn, x, m, b, grads, backward) for name, fn in impls.items()}, (x, m, b)
 
 
 def _copy_candidates(nbytes: int, device: str, dtype):
@@ -115,7 +126,7 @@ def bench_op(device: str, rounds: int, with_compile: bool) -> dict[str, float]:
     ratios = {}
     if with_compile:
         try:  # inductor needs a C++ compiler (CPU) or triton (CUDA)
-            x, m, b, _ = _inputs((2, 1, 4, 4), device, dtype, False)
+            x, m, b, _ = op_inputs((2, 1, 4, 4), device, dtype, False)
             from bgbench import ops
 
             torch.compile(ops.composite_reference, dynamic=False)(x, m, b)
