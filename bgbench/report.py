@@ -255,21 +255,29 @@ def gallery_figure(datasets: list[str], path: Path, data_root: str | os.PathLike
 
 def generator_figure(run_dir: Path, path: Path, data_root: str | os.PathLike | None,
                      n: int = 6) -> Path:
-    """For a proposal run: test images, learned masks, generated backgrounds, composites."""
+    """For a proposal run: test images, their stage-3 masks (the mask generator's output after
+    the run's transform and dilation), backgrounds as the classifier saw them (sampled from
+    the generator's output as the run did), and the composites."""
     import torch
 
     from bgbench.data import load_numpy
     from bgbench.train import load_generators, read_config
+    from bgbench.train.masks import stage3_mask
+    from bgbench.train.steps import sample_background, uniforms
 
     config = read_config(run_dir)
+    opts = config["options"]
     mask_gen, bg_gen = load_generators(run_dir)
     if mask_gen is None or bg_gen is None:
         raise BgbenchError(f"{run_dir} has no mask or background generator")
     images = load_numpy(config["dataset"], "test", data_root=data_root)[0][:n]
     x = torch.from_numpy(bgs.to_float(bgs.pad(images))[:, None])
+    gen = torch.Generator().manual_seed(0)
     with torch.inference_mode():
-        m = mask_gen(x)
-        b = bg_gen(bg_gen.sample_noise(n, generator=torch.Generator().manual_seed(0)))
+        m = stage3_mask(mask_gen(x), opts["mask_transform"], opts["area_limit"],
+                        opts["mask_dilation"])
+        b = bg_gen(bg_gen.sample_noise(n, generator=gen))
+        b = sample_background(b, uniforms(n, b.shape[-1], opts["bg_sample"], gen))
         composite = m * x + (1 - m) * b
     columns = {"image": x, "mask": m, "background": b, "composite": composite}
     plt = _pyplot()

@@ -17,6 +17,8 @@ from bgbench.errors import UsageError
 
 ALL_DATASETS = ("mnist", "fashion-mnist")
 ALL_METHODS = ("traditional", "attention", "proposal", "truemask", "noisebg")
+# The paper's comparison; the other methods are its ablations and baselines.
+MAIN_METHODS = ("traditional", "proposal")
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Plan:
     datasets: tuple[str, ...] = ALL_DATASETS
     methods: tuple[str, ...] = ALL_METHODS
     seeds: tuple[int, ...] = (0,)
+    ablation_seeds: tuple[int, ...] | None = None  # None: ``seeds``
     device: str = "cpu"
     providers: str = "cpu"
     threads: int | None = None
@@ -39,9 +42,16 @@ class Plan:
         """``<dataset>-<method>-seed<N>``, the name of a run and of its model."""
         return f"{dataset}-{method}-seed{seed}"
 
+    def seeds_for(self, method: str) -> tuple[int, ...]:
+        """``seeds`` for traditional and proposal, ``ablation_seeds`` (if set) otherwise."""
+        if method in MAIN_METHODS or self.ablation_seeds is None:
+            return self.seeds
+        return self.ablation_seeds
+
     def configurations(self) -> list[tuple[str, str, int]]:
         """Every (dataset, method, seed), in the paper's order."""
-        return [(d, m, s) for d in self.datasets for m in self.methods for s in self.seeds]
+        return [(d, m, s) for d in self.datasets for m in self.methods
+                for s in self.seeds_for(m)]
 
 
 def parse_list(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
@@ -56,14 +66,14 @@ def parse_list(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, .
     return tuple(dict.fromkeys(items))
 
 
-def parse_seeds(text: str) -> tuple[int, ...]:
+def parse_seeds(text: str, option: str = "--seeds") -> tuple[int, ...]:
     """``0,1,2`` -> (0, 1, 2); non-negative integers only."""
     try:
         seeds = tuple(dict.fromkeys(int(t) for t in text.split(",") if t.strip()))
     except ValueError:
         seeds = ()
     if not seeds or min(seeds) < 0:
-        raise UsageError(f"--seeds must be comma-separated non-negative integers, got {text!r}")
+        raise UsageError(f"{option} must be comma-separated non-negative integers, got {text!r}")
     return seeds
 
 
@@ -137,7 +147,10 @@ def plan_from_args(args) -> Plan:
     return Plan(out=Path(args.out), preset=args.preset,
                 datasets=parse_list(args.datasets, ALL_DATASETS, "--datasets"),
                 methods=parse_list(args.methods, ALL_METHODS, "--methods"),
-                seeds=parse_seeds(args.seeds), device=args.device, providers=args.providers,
+                seeds=parse_seeds(args.seeds),
+                ablation_seeds=(parse_seeds(args.ablation_seeds, "--ablation-seeds")
+                                if args.ablation_seeds else None),
+                device=args.device, providers=args.providers,
                 threads=args.threads, limit=args.limit, data_root=args.data_root,
                 train_args=shlex.split(args.train_args or ""))
 

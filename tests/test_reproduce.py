@@ -26,6 +26,18 @@ def test_lists_and_seeds_are_checked():
 
 @pytest.mark.realdata
 @pytest.mark.slow
+def test_ablation_seeds_apply_to_the_ablations_only(tmp_path):
+    plan = Plan(out=tmp_path, datasets=("mnist",), methods=("traditional", "truemask", "proposal"),
+                seeds=(0, 1, 2), ablation_seeds=(0,))
+    assert plan.configurations() == [("mnist", "traditional", 0), ("mnist", "traditional", 1),
+                                     ("mnist", "traditional", 2), ("mnist", "truemask", 0),
+                                     ("mnist", "proposal", 0), ("mnist", "proposal", 1),
+                                     ("mnist", "proposal", 2)]
+    assert Plan(out=tmp_path, methods=("noisebg",), seeds=(3, 4)).seeds_for("noisebg") == (3, 4)
+    with pytest.raises(UsageError, match="--ablation-seeds must be"):
+        parse_seeds("x", "--ablation-seeds")
+
+
 def test_reproduce_end_to_end_then_skips_and_resumes(tmp_path, real_data_root, capsys):
     plan = Plan(out=tmp_path / "out", datasets=("mnist",), methods=("traditional",),
                 seeds=(0,), threads=1, limit=200, data_root=str(real_data_root),

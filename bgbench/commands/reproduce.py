@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", default="0", metavar="LIST",
                    help="comma-separated training seeds (default 0); robustness varies a lot "
                    "between seeds, so compare methods over several")
+    p.add_argument("--ablation-seeds", default=None, metavar="LIST",
+                   help="seeds for attention, truemask and noisebg (default: --seeds), e.g. "
+                   "fewer than for the traditional and proposal runs the comparison rests on")
     p.add_argument("--out", default="bgbench-reproduce", metavar="DIR",
                    help="where everything goes (default ./bgbench-reproduce)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="training device")

@@ -62,6 +62,16 @@ def transform_mask(m: Tensor, transform: str, area_limit: float) -> Tensor:
     raise ValueError(f"unknown mask transform {transform!r}")
 
 
+def stage3_mask(soft: Tensor, transform: str, area_limit: float, dilation: int) -> Tensor:
+    """The mask stage 3 composites with: ``T(soft)`` (``[N, 1, H, W]``), its support grown
+    by a disk of ``dilation`` px (0: not grown)."""
+    m = transform_mask(soft, transform, area_limit)
+    if dilation:
+        # Dilation grows the soft mask's support; its values inside stay as they were.
+        m = torch.maximum(m, dilate(m > 0.5, dilation))
+    return m
+
+
 def noise_backgrounds(n: int, kind: str, rate: float, generator: torch.Generator) -> Tensor:
     """``n`` noise backgrounds ``[n, 1, 32, 32]`` (on the CPU): uniform in [0, 1] or
     Bernoulli(``rate``) pixels."""

@@ -417,12 +417,8 @@ class Trainer:
         fm = self.models["mask_generator"].eval()
         out = []
         for chunk in x.split(EVAL_BATCH):
-            m = masklib.transform_mask(fm(chunk), self.opts["mask_transform"],
-                                       self.opts["area_limit"])
-            if self.opts["mask_dilation"]:
-                # Dilation grows the soft mask's support; its values inside stay as they were.
-                m = torch.maximum(m, masklib.dilate(m > 0.5, self.opts["mask_dilation"]))
-            out.append(m)
+            out.append(masklib.stage3_mask(fm(chunk), self.opts["mask_transform"],
+                                           self.opts["area_limit"], self.opts["mask_dilation"]))
         return torch.cat(out)
 
     def _backgrounds(self, n: int, generator: torch.Generator) -> Tensor:
