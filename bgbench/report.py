@@ -50,7 +50,11 @@ class Group:
     entries: list[dict[str, Any]]
 
     def values(self, key: str) -> list[float]:
-        """Percentages of ``key`` (a test-set name, ``average``, ``worst`` or ``fooled``)."""
+        """Percentages of ``key`` (a test-set name, ``average``, ``worst``, ``fooled``, or
+        ``gap``: clean minus the background average, in points), one per model."""
+        if key == "gap":
+            return [c - a for c, a in zip(self.values("clean"), self.values("average"),
+                                          strict=True)]
         field = {"average": "background_average", "worst": "background_worst",
                  "fooled": "fooled_by_any"}.get(key)
         out = []
@@ -141,17 +145,16 @@ def table1(groups: list[Group]) -> str:
             n = len(g.entries)
             rows.append([f"{_method_title(g.method)}: ours ({n} model{'s' * (n > 1)})"]
                         + [_mean_sd(g.values(c)) for c in cols]
-                        + [_mean_sd(g.values("clean")), _mean_sd(g.values("worst")),
-                           _mean_sd(g.values("fooled"))])
+                        + [_mean_sd(g.values(k)) for k in ("clean", "gap", "worst", "fooled")])
             if paper:
                 rows.append([f"{_method_title(g.method)}: paper"] + [f"{p:.1f}" for p in paper]
-                            + ["", "", ""])
+                            + [""] * 4)
                 rows.append([f"{_method_title(g.method)}: ours − paper"]
                             + [_diff(g.values(c), p) for c, p in zip(cols, paper, strict=True)]
-                            + ["", "", ""])
+                            + [""] * 4)
         title = DATASET_TITLES.get(dataset, dataset)
         parts.append(f"**{title}**\n\n" + _table(
-            ["method", *cols, "clean", "worst", "fooled by any"], rows))
+            ["method", *cols, "clean", "gap", "worst", "fooled by any"], rows))
     return "\n\n".join(parts)
 
 
@@ -337,8 +340,9 @@ def write_report(results_dirs: list[str | os.PathLike], out: str | os.PathLike, 
         md.append(f"- `{doc['path']}`: bgbench {doc.get('bgbench_version')}, commit "
                   f"`{doc.get('git_commit')}`, {doc.get('created')}{limited}")
     md += ["", "## Table 1: accuracy on the six test backgrounds", "", table1(groups), ""]
-    md += ["*fooled by any*: share of test images classified correctly on the clean set but "
-           "wrongly on at least one background.", ""]
+    md += ["*gap*: clean minus the six-background average, in points. *fooled by any*: share "
+           "of test images classified correctly on the clean set but wrongly on at least one "
+           "background.", ""]
     t2 = table2(groups)
     md += ["## Table 2: accuracy against the noise rate of the random background", ""]
     if t2:
