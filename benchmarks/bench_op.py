@@ -12,22 +12,27 @@ SHAPES = {"train": (128, 1, 32, 32), "large": (64, 3, 256, 256), "64M": (64, 1, 
 
 def _prepare(shape_name, impl, pass_name, device):
     from bgbench import ops
-    from bgbench.bench.op import compiled_reference, op_call, op_inputs
+    from bgbench.bench.op import compiled_reference, op_call, op_call_into, op_inputs
 
     if impl == "fused" and not ops.HAVE_EXTENSION:
         raise NotImplementedError("bgbench._C is not built")
     if device == "cuda" and not torch.cuda.is_available():
         raise NotImplementedError("no CUDA device")
     backward = pass_name == "fwd+bwd"
+    if impl == "fused-out":
+        if backward:
+            raise NotImplementedError("out= has no autograd")
+        return op_call_into(*op_inputs(SHAPES[shape_name], device, torch.float32, False)[:3])
     fns = {"fused": ops.composite, "eager": ops.composite_reference}
     fn = compiled_reference() if impl == "compile" else fns[impl]
     return op_call(fn, *op_inputs(SHAPES[shape_name], device, torch.float32, backward), backward)
 
 
 class CompositeCPU:
-    """Fused vs eager reference vs torch.compile of the reference, on CPU, 2 threads."""
+    """Fused (and fused into given outputs) vs eager reference vs torch.compile of the
+    reference, on CPU, 2 threads."""
 
-    params = (["train", "large"], ["fused", "eager", "compile"], ["fwd", "fwd+bwd"])
+    params = (["train", "large"], ["fused", "fused-out", "eager", "compile"], ["fwd", "fwd+bwd"])
     param_names = ["shape", "impl", "pass"]
     timeout = 300  # setup compiles the reference for each parameter set
 
@@ -43,7 +48,7 @@ class CompositeCPU:
 class CompositeCUDA:
     """Fused vs eager reference on the GPU (skipped where there is none)."""
 
-    params = (["train", "64M"], ["fused", "eager"], ["fwd", "fwd+bwd"])
+    params = (["train", "64M"], ["fused", "fused-out", "eager"], ["fwd", "fwd+bwd"])
     param_names = ["shape", "impl", "pass"]
 
     def setup(self, shape_name, impl, pass_name):

@@ -78,6 +78,11 @@ if HAVE_EXTENSION:
         n = x.shape[0]
         return x.new_empty(x.shape), x.new_empty(n), x.new_empty(n)
 
+    @torch.library.register_fake("bgbench::composite_into")
+    def _composite_into_fake(x: Tensor, m: Tensor, b: Tensor | None, out: Tensor,
+                             mean_m: Tensor, mean_b: Tensor) -> None:
+        _check_shapes(x, m, b)
+
     @torch.library.register_fake("bgbench::composite_backward")
     def _composite_backward_fake(grad_out: Tensor, grad_mean_m: Tensor, grad_mean_b: Tensor,
                                  x: Tensor, m: Tensor, b: Tensor | None,
@@ -93,19 +98,30 @@ if HAVE_EXTENSION:
 _warned = False
 
 
-def composite(x: Tensor, m: Tensor, b: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+def composite(x: Tensor, m: Tensor, b: Tensor | None = None, *,
+              out: tuple[Tensor, Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Fused ``m * x + (1 - m) * b`` and the per-sample means of ``m`` and ``b``, in one pass.
 
     Args:
         x: images ``[N, C, H, W]``.
         m: mask ``[N, 1 | C, H, W]``.
         b: background ``[1 | N, 1 | C, H, W]``, or ``None`` for ``x * m``.
+        out: optional contiguous ``(out [N, C, H, W], mean_m [N], mean_b [N])`` with x's dtype
+            and device to write into, e.g. buffers reused across calls; no autograd then.
 
     Returns:
         ``out [N, C, H, W]`` (contiguous), ``mean_m [N]`` and ``mean_b [N]`` (zeros when ``b``
         is None), as ``composite_reference``. Differentiable in all three inputs. float32 and
         float64 on CPU; float32, float16 and bfloat16 (float32 accumulation) on CUDA.
     """
+    if out is not None:
+        if not HAVE_EXTENSION:
+            raise RuntimeError("composite(out=...) needs the compiled extension bgbench._C "
+                               "(run `pip install --no-build-isolation -e .`)")
+        if not (isinstance(out, tuple | list) and len(out) == 3):
+            raise TypeError("composite: out must be a tuple (out, mean_m, mean_b)")
+        torch.ops.bgbench.composite_into(x, m, b, *out)
+        return tuple(out)
     if HAVE_EXTENSION:
         return torch.ops.bgbench.composite(x, m, b)
     global _warned

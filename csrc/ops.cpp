@@ -1,6 +1,7 @@
 // Schemas of the bgbench ops, the input checks both backends share, the autograd kernel,
 // and the Python module init that lets `import bgbench._C` load (and so register) them.
 #include <Python.h>
+#include <ATen/MemoryOverlap.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
 
@@ -60,6 +61,34 @@ CompositeShape check_inputs(const char* op, const at::Tensor& x, const at::Tenso
 CompositeShape check_composite(const at::Tensor& x, const at::Tensor& m,
                                const std::optional<at::Tensor>& b) {
   return check_inputs("bgbench::composite", x, m, b);
+}
+
+void check_composite_into(const at::Tensor& x, const at::Tensor& m,
+                          const std::optional<at::Tensor>& b, const at::Tensor& out,
+                          const at::Tensor& mean_m, const at::Tensor& mean_b) {
+  const char* op = "bgbench::composite_into";
+  const int64_t n = x.size(0);
+  check_like_x(op, "out", out, x);
+  TORCH_CHECK(out.sizes() == x.sizes() && out.is_contiguous(), op,
+              ": out must be a contiguous tensor of x's shape ", sizes_str(x), ", got ",
+              sizes_str(out), out.is_contiguous() ? "" : " (not contiguous)");
+  for (const auto& [name, t] : {std::pair<const char*, const at::Tensor&>{"mean_m", mean_m},
+                                {"mean_b", mean_b}}) {
+    check_like_x(op, name, t, x);
+    TORCH_CHECK(t.dim() == 1 && t.size(0) == n && t.is_contiguous(), op, ": ", name,
+                " must be a contiguous tensor of shape [N] = [", n, "], got ", sizes_str(t));
+  }
+  // The kernels read their inputs through restrict pointers: outputs must not share memory
+  // with them, or with each other.
+  for (const at::Tensor* o : {&out, &mean_m, &mean_b}) {
+    at::assert_no_internal_overlap(*o);
+    at::assert_no_overlap(*o, x);
+    at::assert_no_overlap(*o, m);
+    if (b.has_value()) at::assert_no_overlap(*o, *b);
+  }
+  at::assert_no_overlap(mean_m, mean_b);
+  at::assert_no_overlap(out, mean_m);
+  at::assert_no_overlap(out, mean_b);
 }
 
 CompositeShape check_composite_backward(const at::Tensor& grad_out,
@@ -123,6 +152,27 @@ class CompositeFunction : public torch::autograd::Function<CompositeFunction> {
   }
 };
 
+// composite_into writes into given tensors, which autograd cannot track: refuse inputs that
+// need a gradient rather than give results that silently have none.
+void composite_into_autograd(const at::Tensor& x, const at::Tensor& m,
+                             const std::optional<at::Tensor>& b, at::Tensor& out,
+                             at::Tensor& mean_m, at::Tensor& mean_b) {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("bgbench::composite_into", "")
+                             .typed<void(const at::Tensor&, const at::Tensor&,
+                                         const std::optional<at::Tensor>&, at::Tensor&,
+                                         at::Tensor&, at::Tensor&)>();
+  const bool needs_grad = x.requires_grad() || m.requires_grad() ||
+                          (b.has_value() && b->requires_grad());
+  TORCH_CHECK(!(at::GradMode::is_enabled() && needs_grad),
+              "bgbench::composite_into: writing into given outputs does not support autograd, "
+              "and an input requires grad; call composite without out=, or run under "
+              "torch.no_grad()");
+  at::AutoDispatchBelowADInplaceOrView below_autograd;
+  op.call(x, m, b, out, mean_m, mean_b);
+  for (const at::Tensor* t : {&out, &mean_m, &mean_b}) torch::autograd::impl::bump_version(*t);
+}
+
 Triple composite_autograd(const at::Tensor& x, const at::Tensor& m,
                           const std::optional<at::Tensor>& b) {
   const variable_list r = CompositeFunction::apply(x, m, b);
@@ -137,6 +187,13 @@ TORCH_LIBRARY(bgbench, lib) {
   lib.set_python_module("bgbench.ops");
   lib.def("composite(Tensor x, Tensor m, Tensor? b) -> (Tensor, Tensor, Tensor)",
           {at::Tag::pt2_compliant_tag});
+  // composite, written into given outputs: no allocation (and no page faults on fresh
+  // memory) in a loop that reuses them. No autograd. It returns nothing, as torch.compile
+  // can only functionalize custom ops whose outputs alias no input.
+  lib.def(
+      "composite_into(Tensor x, Tensor m, Tensor? b, Tensor(a!) out, Tensor(b!) mean_m, "
+      "Tensor(c!) mean_b) -> ()",
+      {at::Tag::pt2_compliant_tag});
   // output_mask says which of (gx, gm, gb) to compute; the others come back as empty
   // tensors, so autograd does no work for inputs that need no gradient.
   lib.def(
@@ -147,6 +204,7 @@ TORCH_LIBRARY(bgbench, lib) {
 
 TORCH_LIBRARY_IMPL(bgbench, Autograd, lib) {
   lib.impl("composite", &bgbench::composite_autograd);
+  lib.impl("composite_into", &bgbench::composite_into_autograd);
 }
 
 // The ops register when this shared object loads; the module itself is empty.

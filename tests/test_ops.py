@@ -193,6 +193,53 @@ def test_bad_backward_gradients():
         torch.ops.bgbench.composite_backward(x[:, :1], torch.ones(2), torch.ones(2), x, m, b)
 
 
+def empty_outputs(x):
+    n = x.shape[0]
+    return x.new_empty(x.shape), x.new_empty(n), x.new_empty(n)
+
+
+@pytest.mark.parametrize("shapes", CASES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_out_writes_what_composite_returns(shapes, dtype):
+    x, m, b = make(shapes, dtype, requires_grad=False)
+    # Garbage in the given outputs must not leak into the results (e.g. mean_b without b).
+    out = tuple(t.fill_(float("nan")) for t in empty_outputs(x))
+    got = ops.composite(x, m, b, out=out)
+    assert all(g is o for g, o in zip(got, out, strict=True))
+    for g, want in zip(got, ops.composite_reference(x, m, b), strict=True):
+        torch.testing.assert_close(g, want)
+
+
+@pytest.mark.parametrize("shapes", CASES[:2])
+def test_opcheck_into(shapes):
+    x, m, b = make(shapes, requires_grad=False)
+    torch.library.opcheck(torch.ops.bgbench.composite_into.default, (x, m, b, *empty_outputs(x)))
+
+
+def test_out_errors():
+    x, m, b = make(CASES[0], torch.float32, requires_grad=False)
+    out, mean_m, mean_b = empty_outputs(x)
+    with pytest.raises(RuntimeError, match="out must be a contiguous tensor of x's shape"):
+        ops.composite(x, m, b, out=(out[:, :, :, :4], mean_m, mean_b))
+    with pytest.raises(RuntimeError, match=r"got \[2, 3, 4, 5\] \(not contiguous\)"):
+        ops.composite(x, m, b, out=(out.transpose(2, 3).contiguous().transpose(2, 3), mean_m,
+                                    mean_b))
+    with pytest.raises(RuntimeError, match=r"mean_b must be a contiguous tensor of shape \[N\]"):
+        ops.composite(x, m, b, out=(out, mean_m, mean_b[:1]))
+    with pytest.raises(RuntimeError, match="out must have x's dtype"):
+        ops.composite(x, m, b, out=(out.double(), mean_m, mean_b))
+    with pytest.raises(RuntimeError, match="refer to a single memory location"):
+        ops.composite(x, m, b, out=(x, mean_m, mean_b))
+    with pytest.raises(TypeError, match=r"out must be a tuple \(out, mean_m, mean_b\)"):
+        ops.composite(x, m, b, out=out)
+    x.requires_grad_()
+    with pytest.raises(RuntimeError, match="does not support autograd"):
+        ops.composite(x, m, b, out=(out, mean_m, mean_b))
+    with torch.no_grad():
+        ops.composite(x, m, b, out=(out, mean_m, mean_b))
+    torch.testing.assert_close(out, ops.composite_reference(x, m, b)[0].detach())
+
+
 def test_fallback_warns_once(monkeypatch):
     monkeypatch.setattr(ops, "HAVE_EXTENSION", False)
     monkeypatch.setattr(ops, "_warned", False)
@@ -239,6 +286,17 @@ def test_cuda_opcheck_and_errors():
     torch.library.opcheck(torch.ops.bgbench.composite.default, (x, m, b))
     with pytest.raises(RuntimeError, match="m must be on x's device cuda"):
         torch.ops.bgbench.composite(x, m.detach().cpu(), b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@cuda_test
+def test_cuda_out(dtype):
+    x, m, b = make(((64, 3, 64, 64), (64, 1, 64, 64), (64, 3, 64, 64)), dtype, "cuda",
+                   requires_grad=False)
+    got = ops.composite(x, m, b, out=empty_outputs(x))
+    for g, want in zip(got, ops.composite(x, m, b), strict=True):
+        torch.testing.assert_close(g, want, rtol=0, atol=0)
+    torch.library.opcheck(torch.ops.bgbench.composite_into.default, (x, m, b, *empty_outputs(x)))
 
 
 def test_benchmark_refuses_the_fallback(monkeypatch):

@@ -6,7 +6,9 @@ the training shape ``[128,1,32,32]`` and a large shape ``[64,3,256,256]`` (mask
 - fused vs the eager reference (``m*x + (1-m)*b`` and the two means, autograd);
 - fused vs ``torch.compile`` of that reference;
 - the large forward's bytes per second (x, m, b read, out written) against ``copy_`` of the
-  same number of bytes, measured in the same run (CUDA: at 64M elements);
+  same number of bytes, measured in the same run (CUDA: at 64M elements). Like ``copy_``,
+  the checked figure writes into an existing tensor (``composite(..., out=...)``); the
+  allocating call is printed beside it, with ``clone`` (a copy that allocates) for scale;
 - CPU only: the numpy core (``bgbench._core``) against numpy + scikit-image for 10,000
   MNIST-size images.
 Candidates are timed in interleaved rounds, so on a shared machine they see the same load;
@@ -85,6 +87,18 @@ def op_call(fn, x, m, b, grads, backward: bool):
     return forward
 
 
+def op_call_into(x, m, b):
+    """A no-argument forward of the fused op into outputs allocated once (``out=``)."""
+    import torch
+
+    from bgbench import ops
+
+    x, m, b = (t.detach() for t in (x, m, b))
+    n = x.shape[0]
+    out = (torch.empty_like(x), x.new_empty(n), x.new_empty(n))
+    return lambda: ops.composite(x, m, b, out=out)
+
+
 def compiled_reference():
     """``torch.compile`` of the eager reference, specialised to each shape (its best case)."""
     import torch
@@ -153,22 +167,38 @@ def bench_op(device: str, rounds: int, with_compile: bool) -> dict[str, float]:
                 vs_c = f"{t['compile'] / t['fused']:10.2f}x"
             print(f"{str(list(shape)):<22}{pass_name:<10}{t['fused'] * 1e3:10.3f}"
                   f"{t['eager'] * 1e3:10.3f}{comp}{vs_e:8.2f}x{vs_c:>11}")
+            if key == "train" and backward:
+                # Forward: x, m, b read, out written; backward: g, x, m, b read, gx, gm, gb
+                # written. The op's floor is moving these bytes, as fast as copy_ can.
+                x, m, b = tensors
+                nbytes = (5 * x.numel() + 3 * m.numel() + 3 * b.numel()) * x.element_size()
+                copy, _ = _copy_candidates(nbytes, device, dtype)
+                tb = time_interleaved({"fused": cands["fused"], "copy_": copy}, device, rounds,
+                                      block)
+                print(f"  train forward+backward moves {nbytes / 1e6:.1f} MB: fused "
+                      f"{nbytes / tb['fused'] / 1e9:.1f} GB/s ({tb['fused'] * 1e3:.3f} ms), "
+                      f"copy_ of the same bytes {nbytes / tb['copy_'] / 1e9:.1f} GB/s: fused is "
+                      f"{tb['copy_'] / tb['fused']:.0%} of copy_ speed")
             if key == "large" and not backward:
                 nbytes = _moved_bytes(*tensors)
-                fwd = cands["fused"]
                 copy, clone = _copy_candidates(nbytes, device, dtype)
-                tb = time_interleaved({"fused": fwd, "copy_": copy, "clone": clone}, device,
+                tb = time_interleaved({"fused out=": op_call_into(*tensors), "copy_": copy,
+                                       "fused": cands["fused"], "clone": clone}, device,
                                       rounds, block)
                 bw = {name: nbytes / t / 1e9 for name, t in tb.items()}
-                ratios[f"{label} fwd bandwidth vs copy_"] = bw["fused"] / bw["copy_"]
-                print(f"  {label} forward moves {nbytes / 1e6:.0f} MB: fused {bw['fused']:.1f} GB/s "
-                      f"({tb['fused'] * 1e3:.2f} ms), copy_ of the same bytes "
-                      f"{bw['copy_']:.1f} GB/s ({tb['copy_'] * 1e3:.2f} ms): "
-                      f"{bw['fused'] / bw['copy_']:.0%}")
-                # The op must allocate its output; copy_ writes into an existing tensor.
-                print(f"  for scale, a copy into a fresh tensor (clone, which allocates like "
-                      f"the op): {bw['clone']:.1f} GB/s ({tb['clone'] * 1e3:.2f} ms): fused is "
-                      f"{bw['fused'] / bw['clone']:.0%} of it")
+                # copy_ writes into an existing tensor, as the op does with out=. Without it
+                # the op allocates its output, and fresh pages cost a fault and a zeroing by
+                # the kernel each: compare that with clone, which allocates too.
+                ratios[f"{label} fwd bandwidth vs copy_"] = bw["fused out="] / bw["copy_"]
+                print(f"  {label} forward moves {nbytes / 1e6:.0f} MB; copy_ of the same bytes "
+                      f"{bw['copy_']:.1f} GB/s ({tb['copy_'] * 1e3:.2f} ms)")
+                print(f"    fused into given outputs (out=): {bw['fused out=']:.1f} GB/s "
+                      f"({tb['fused out='] * 1e3:.2f} ms): {bw['fused out='] / bw['copy_']:.0%} "
+                      f"of copy_")
+                print(f"    fused, allocating its output: {bw['fused']:.1f} GB/s "
+                      f"({tb['fused'] * 1e3:.2f} ms): {bw['fused'] / bw['copy_']:.0%} of copy_; "
+                      f"{bw['fused'] / bw['clone']:.0%} of clone ({bw['clone']:.1f} GB/s), "
+                      f"a copy that allocates too")
     return ratios
 
 

@@ -3,7 +3,6 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include <array>
@@ -44,15 +43,12 @@ int64_t grain_for(int64_t task_elements) {
   return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, task_elements));
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_cpu(
-    const at::Tensor& x_in, const at::Tensor& m_in, const std::optional<at::Tensor>& b_in) {
-  const CompositeShape s = check_composite(x_in, m_in, b_in);
+// The forward into contiguous outputs of the right shapes (checked by the callers).
+void forward_cpu_into(const CompositeShape& s, const at::Tensor& x_in, const at::Tensor& m_in,
+                        const std::optional<at::Tensor>& b_in, at::Tensor& out,
+                        at::Tensor& mean_m, at::Tensor& mean_b) {
   const at::Tensor x = x_in.contiguous(), m = m_in.contiguous();
   const at::Tensor b = b_in.has_value() ? b_in->contiguous() : at::Tensor();
-  at::Tensor out = at::empty(x.sizes(), x.options());
-  advise_huge_pages(out);
-  at::Tensor mean_m = at::empty({s.n}, x.options());
-  at::Tensor mean_b = at::zeros({s.n}, x.options());
   const int64_t spans = (s.hw + kSpan - 1) / kSpan;
   const int64_t tasks = s.n * spans;
   std::vector<double> part_m(tasks), part_b(tasks);
@@ -83,12 +79,29 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_cpu(
       }
       mm[i] = static_cast<scalar_t>(sm / static_cast<double>(s.cm * s.hw));
       if (i == 0) shared_b = sb;
-      if (s.has_b())
-        mb[i] = static_cast<scalar_t>((s.nb == s.n ? sb : shared_b) /
-                                      static_cast<double>(s.cb * s.hw));
+      mb[i] = s.has_b() ? static_cast<scalar_t>((s.nb == s.n ? sb : shared_b) /
+                                                static_cast<double>(s.cb * s.hw))
+                        : scalar_t(0);
     }
   });
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_cpu(
+    const at::Tensor& x, const at::Tensor& m, const std::optional<at::Tensor>& b) {
+  const CompositeShape s = check_composite(x, m, b);
+  at::Tensor out = at::empty(x.sizes(), x.options());
+  advise_huge_pages(out);
+  at::Tensor mean_m = at::empty({s.n}, x.options()), mean_b = at::empty({s.n}, x.options());
+  forward_cpu_into(s, x, m, b, out, mean_m, mean_b);
   return {out, mean_m, mean_b};
+}
+
+void composite_into_cpu(const at::Tensor& x, const at::Tensor& m,
+                        const std::optional<at::Tensor>& b, at::Tensor& out,
+                        at::Tensor& mean_m, at::Tensor& mean_b) {
+  const CompositeShape s = check_composite(x, m, b);
+  check_composite_into(x, m, b, out, mean_m, mean_b);
+  forward_cpu_into(s, x, m, b, out, mean_m, mean_b);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_backward_cpu(
@@ -156,5 +169,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_backward_cpu(
 
 TORCH_LIBRARY_IMPL(bgbench, CPU, lib) {
   lib.impl("composite", &bgbench::composite_cpu);
+  lib.impl("composite_into", &bgbench::composite_into_cpu);
   lib.impl("composite_backward", &bgbench::composite_backward_cpu);
 }

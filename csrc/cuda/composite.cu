@@ -242,15 +242,14 @@ const T* ptr_or_null(const at::Tensor& t) {
   return t.defined() ? t.const_data_ptr<T>() : nullptr;
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_cuda(
-    const at::Tensor& x_in, const at::Tensor& m_in, const std::optional<at::Tensor>& b_in) {
-  const CompositeShape s = check_composite(x_in, m_in, b_in);
+// The forward into contiguous outputs of the right shapes (checked by the callers).
+void forward_cuda_into(const CompositeShape& s, const at::Tensor& x_in,
+                         const at::Tensor& m_in, const std::optional<at::Tensor>& b_in,
+                         at::Tensor& out, at::Tensor& mean_m, at::Tensor& mean_b) {
+  if (s.n == 0) return;
   const c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous(), m = m_in.contiguous();
   const at::Tensor b = b_in.has_value() ? b_in->contiguous() : at::Tensor();
-  at::Tensor out = at::empty(x.sizes(), x.options());
-  at::Tensor mean_m = at::empty({s.n}, x.options()), mean_b = at::empty({s.n}, x.options());
-  if (s.n == 0) return {out, mean_m, mean_b};
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(),
                                   "bgbench_composite_cuda", [&] {
@@ -278,7 +277,23 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_cuda(
         mean_b.mutable_data_ptr<scalar_t>(), s, spans);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_cuda(
+    const at::Tensor& x, const at::Tensor& m, const std::optional<at::Tensor>& b) {
+  const CompositeShape s = check_composite(x, m, b);
+  at::Tensor out = at::empty(x.sizes(), x.options());
+  at::Tensor mean_m = at::empty({s.n}, x.options()), mean_b = at::empty({s.n}, x.options());
+  forward_cuda_into(s, x, m, b, out, mean_m, mean_b);
   return {out, mean_m, mean_b};
+}
+
+void composite_into_cuda(const at::Tensor& x, const at::Tensor& m,
+                         const std::optional<at::Tensor>& b, at::Tensor& out,
+                         at::Tensor& mean_m, at::Tensor& mean_b) {
+  const CompositeShape s = check_composite(x, m, b);
+  check_composite_into(x, m, b, out, mean_m, mean_b);
+  forward_cuda_into(s, x, m, b, out, mean_m, mean_b);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_backward_cuda(
@@ -334,5 +349,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_backward_cuda(
 
 TORCH_LIBRARY_IMPL(bgbench, CUDA, lib) {
   lib.impl("composite", &bgbench::composite_cuda);
+  lib.impl("composite_into", &bgbench::composite_into_cuda);
   lib.impl("composite_backward", &bgbench::composite_backward_cuda);
 }

@@ -89,17 +89,45 @@ void composite_forward_span(const CompositeShape& s, const T* x, const T* m, con
   });
 }
 
-template <typename T, bool HasB, bool GX, bool GM, bool GB>
+// One row of the backward. gm and gb either start at the mean's gradient (km, kb) here
+// (FirstM, FirstB: the first channel to reach that output) or add to what an earlier channel
+// wrote (a mask or background broadcast over channels), so no pass only fills them.
+template <typename T, bool HasB, bool GX, bool GM, bool GB, bool FirstM, bool FirstB>
 inline void backward_row(const T* __restrict g, const T* __restrict x, const T* __restrict m,
                          const T* __restrict b, T* __restrict gx, T* __restrict gm,
-                         T* __restrict gb, int64_t len) {
+                         T* __restrict gb, int64_t len, T km, T kb) {
 #pragma omp simd
   for (int64_t i = 0; i < len; ++i) {
     const T gi = g[i], mi = m[i];
     if constexpr (GX) gx[i] = gi * mi;
-    if constexpr (GM) gm[i] += gi * (HasB ? x[i] - b[i] : x[i]);
-    if constexpr (GB) gb[i] += gi * (T(1) - mi);
+    if constexpr (GM) gm[i] = (FirstM ? km : gm[i]) + gi * (HasB ? x[i] - b[i] : x[i]);
+    if constexpr (GB) gb[i] = (FirstB ? kb : gb[i]) + gi * (T(1) - mi);
   }
+}
+
+// backward_row with the output choices and first-channel flags made compile-time.
+template <typename T, bool HasB>
+inline void backward_row_dispatch(const T* g, const T* x, const T* m, const T* b, T* gx, T* gm,
+                                  T* gb, int64_t len, T km, T kb, bool first_m, bool first_b) {
+  with_bool(gx != nullptr, [&](auto want_gx) {
+    with_bool(gm != nullptr && first_m, [&](auto fm) {
+      with_bool(gb != nullptr && first_b, [&](auto fb) {
+        // A first-channel flag is only ever set for an output that is written.
+        if (gm != nullptr && gb != nullptr)
+          backward_row<T, HasB, decltype(want_gx)::value, true, true, decltype(fm)::value,
+                       decltype(fb)::value>(g, x, m, b, gx, gm, gb, len, km, kb);
+        else if (gm != nullptr)
+          backward_row<T, HasB, decltype(want_gx)::value, true, false, decltype(fm)::value,
+                       false>(g, x, m, b, gx, gm, gb, len, km, kb);
+        else if (gb != nullptr)
+          backward_row<T, HasB, decltype(want_gx)::value, false, true, false,
+                       decltype(fb)::value>(g, x, m, b, gx, gm, gb, len, km, kb);
+        else
+          backward_row<T, HasB, decltype(want_gx)::value, false, false, false, false>(
+              g, x, m, b, gx, gm, gb, len, km, kb);
+      });
+    });
+  });
 }
 
 // Backward for sample i over pixels [p0, p1): gx = g*m, gm = sum over broadcast channels of
@@ -111,26 +139,15 @@ void composite_backward_span(const CompositeShape& s, const T* g, const T* x, co
                              const T* b, T* gx, T* gm, T* gb, int64_t i, int64_t p0,
                              int64_t p1, T km, T kb) {
   const int64_t len = p1 - p0;
-  // Accumulating outputs start at the mean's gradient, then every channel adds its term.
-  if (gm)
-    for (int64_t ch = 0; ch < s.cm; ++ch) std::fill_n(gm + (i * s.cm + ch) * s.hw + p0, len, km);
-  if (gb)
-    for (int64_t ch = 0; ch < s.cb; ++ch) std::fill_n(gb + (i * s.cb + ch) * s.hw + p0, len, kb);
   with_bool(s.has_b(), [&](auto has_b) {
-    with_bool(gx != nullptr, [&](auto want_gx) {
-      with_bool(gm != nullptr, [&](auto want_gm) {
-        with_bool(gb != nullptr, [&](auto want_gb) {
-          for (int64_t ch = 0; ch < s.c; ++ch) {
-            const int64_t xo = s.x_offset(i, ch) + p0, mo = s.m_offset(i, ch) + p0;
-            const int64_t bo = s.b_offset(i, ch) + p0;
-            backward_row<T, decltype(has_b)::value, decltype(want_gx)::value,
-                         decltype(want_gm)::value, decltype(want_gb)::value>(
-                g + xo, x + xo, m + mo, has_b ? b + bo : nullptr, want_gx ? gx + xo : nullptr,
-                want_gm ? gm + mo : nullptr, want_gb ? gb + bo : nullptr, len);
-          }
-        });
-      });
-    });
+    for (int64_t ch = 0; ch < s.c; ++ch) {
+      const int64_t xo = s.x_offset(i, ch) + p0, mo = s.m_offset(i, ch) + p0;
+      const int64_t bo = s.b_offset(i, ch) + p0;
+      backward_row_dispatch<T, decltype(has_b)::value>(
+          g + xo, x + xo, m + mo, has_b ? b + bo : nullptr, gx ? gx + xo : nullptr,
+          gm ? gm + mo : nullptr, gb ? gb + bo : nullptr, len, km, kb,
+          s.cm == s.c || ch == 0, s.cb == s.c || ch == 0);
+    }
   });
 }
 
@@ -141,12 +158,12 @@ template <typename T>
 void composite_backward_shared_b_span(const CompositeShape& s, const T* g, const T* m, T* gb,
                                       int64_t p0, int64_t p1, T kb) {
   const int64_t len = p1 - p0;
-  for (int64_t ch = 0; ch < s.cb; ++ch) std::fill_n(gb + ch * s.hw + p0, len, kb);
   for (int64_t i = 0; i < s.n; ++i)
     for (int64_t ch = 0; ch < s.c; ++ch)
-      backward_row<T, false, false, false, true>(g + s.x_offset(i, ch) + p0, nullptr,
-                                                 m + s.m_offset(i, ch) + p0, nullptr, nullptr,
-                                                 nullptr, gb + s.b_offset(0, ch) + p0, len);
+      backward_row_dispatch<T, false>(g + s.x_offset(i, ch) + p0, nullptr,
+                                      m + s.m_offset(i, ch) + p0, nullptr, nullptr, nullptr,
+                                      gb + s.b_offset(0, ch) + p0, len, T(0), kb, false,
+                                      i == 0 && (s.cb == s.c || ch == 0));
 }
 
 // ---- The numpy core: dilate each image's foreground by a disk, composite a background. ----
