@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Produces the committed results/ folder: the paper preset over seeds (resumable: re-run it
+# and finished work is skipped), then results.json/csv, the report and its figures, the
+# published ONNX models (proposal and traditional, seed 0) and the subset check that
+# tests/test_published_results.py compares them against.
+#   bash scripts/publish_results.sh [WORK_DIR]      (default bgbench-paper)
+# SEEDS and ABLATION_SEEDS override the seeds (default 0,1,2 and 0).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${1:-bgbench-paper}
+bgbench=.venv/bin/bgbench
+
+$bgbench reproduce --preset paper --seeds "${SEEDS:-0,1,2}" \
+  --ablation-seeds "${ABLATION_SEEDS:-0}" --out "$work"
+
+mkdir -p results/models
+cp "$work"/results/results.json "$work"/results/results.csv results/
+for dataset in mnist fashion-mnist; do
+  for method in proposal traditional; do
+    cp "$work/models/$dataset-$method-seed0.onnx" results/models/
+  done
+done
+$bgbench report results --runs "$work/runs" --out results/report.md --force
+$bgbench eval results/models/*.onnx --limit 1000 --out results/check --force
