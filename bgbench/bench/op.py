@@ -99,6 +99,15 @@ def op_call_into(x, m, b):
     return lambda: ops.composite(x, m, b, out=out)
 
 
+def op_kernels_call(x, m, b, grads):
+    """A no-argument call of the fused forward then its backward op, directly: no autograd."""
+    import torch
+
+    x, m, b = (t.detach() for t in (x, m, b))
+    ops = torch.ops.bgbench
+    return lambda: (ops.composite(x, m, b), ops.composite_backward(*grads, x, m, b))
+
+
 def compiled_reference():
     """``torch.compile`` of the eager reference, specialised to each shape (its best case)."""
     import torch
@@ -115,7 +124,8 @@ def _op_candidates(shape, device, dtype, backward: bool, with_compile: bool):
     impls = {"fused": ops.composite, "eager": ops.composite_reference}
     if with_compile:
         impls["compile"] = compiled_reference()
-    return {name: op_call(fn, x, m, b, grads, backward) for name, fn in impls.items()}, (x, m, b)
+    cands = {name: op_call(fn, x, m, b, grads, backward) for name, fn in impls.items()}
+    return cands, (x, m, b, grads)
 
 
 def _copy_candidates(nbytes: int, device: str, dtype):
@@ -170,19 +180,27 @@ def bench_op(device: str, rounds: int, with_compile: bool) -> dict[str, float]:
             if key == "train" and backward:
                 # Forward: x, m, b read, out written; backward: g, x, m, b read, gx, gm, gb
                 # written. The op's floor is moving these bytes, as fast as copy_ can.
-                x, m, b = tensors
+                x, m, b, grads = tensors
                 nbytes = (5 * x.numel() + 3 * m.numel() + 3 * b.numel()) * x.element_size()
                 copy, _ = _copy_candidates(nbytes, device, dtype)
-                tb = time_interleaved({"fused": cands["fused"], "copy_": copy}, device, rounds,
-                                      block)
+                tb = time_interleaved({"fused": cands["fused"], "copy_": copy,
+                                       "kernels": op_kernels_call(x, m, b, grads)}, device,
+                                      rounds, block)
                 print(f"  train forward+backward moves {nbytes / 1e6:.1f} MB: fused "
                       f"{nbytes / tb['fused'] / 1e9:.1f} GB/s ({tb['fused'] * 1e3:.3f} ms), "
                       f"copy_ of the same bytes {nbytes / tb['copy_'] / 1e9:.1f} GB/s: fused is "
                       f"{tb['copy_'] / tb['fused']:.0%} of copy_ speed")
+                # What autograd adds (graph, engine, torch.autograd.grad), which the eager
+                # reference pays too: it bounds the ratio to eager at this small shape.
+                print(f"  of which the op's own forward and backward, called directly without "
+                      f"autograd: {tb['kernels'] * 1e3:.3f} ms "
+                      f"({nbytes / tb['kernels'] / 1e9:.1f} GB/s, "
+                      f"{tb['copy_'] / tb['kernels']:.0%} of copy_); autograd adds "
+                      f"{(tb['fused'] - tb['kernels']) * 1e3:.3f} ms")
             if key == "large" and not backward:
-                nbytes = _moved_bytes(*tensors)
+                nbytes = _moved_bytes(*tensors[:3])
                 copy, clone = _copy_candidates(nbytes, device, dtype)
-                tb = time_interleaved({"fused out=": op_call_into(*tensors), "copy_": copy,
+                tb = time_interleaved({"fused out=": op_call_into(*tensors[:3]), "copy_": copy,
                                        "fused": cands["fused"], "clone": clone}, device,
                                       rounds, block)
                 bw = {name: nbytes / t / 1e9 for name, t in tb.items()}
