@@ -5,6 +5,9 @@ the training shape ``[128,1,32,32]`` and a large shape ``[64,3,256,256]`` (mask
 ``[N,1,H,W]``, background ``[N,C,H,W]``):
 - fused vs the eager reference (``m*x + (1-m)*b`` and the two means, autograd);
 - fused vs ``torch.compile`` of that reference;
+- at the training shape, the fused forward+backward's bytes per second against ``copy_``, and
+  the op's own forward and backward called directly, without autograd, to show what autograd
+  adds to the call (eager pays that too);
 - the large forward's bytes per second (x, m, b read, out written) against ``copy_`` of the
   same number of bytes, measured in the same run (CUDA: at 64M elements). Like ``copy_``,
   the checked figure writes into an existing tensor (``composite(..., out=...)``); the
