@@ -15,7 +15,7 @@ ignores it.
 Every output is quantised to bytes (real images are 8-bit) by one rule: round half up,
 ``floor(255 * v + 0.5)`` of the real value ``v`` in [0, 1], clipped to 0..255. The photometric
 sets are computed in exact integer arithmetic, so the rule holds exactly even where ``255 * v``
-is a half (the brightness shift makes every pixel one); the background fields are computed in
+is a half (a shift of 0.3 puts every unclipped pixel at ``x + 76.5`` bytes); the background fields are computed in
 float64 and quantised by ``quantise``, exact for the grey levels and the ramps (no value is
 within rounding error of a half) and for smooth noise up to float64 rounding.
 
@@ -40,7 +40,7 @@ PHOTOMETRIC = "photometric"
 
 GREY_LEVELS: tuple[float, ...] = (0.25, 0.5, 0.75)
 SMOOTH_GRIDS: tuple[int, ...] = (4, 8)
-# Exact fractions: the photometric sets are computed in integer arithmetic (see quantise).
+# Exact fractions: the photometric sets are computed in integer arithmetic (module docstring).
 BRIGHTNESS_SHIFT = Fraction(3, 10)
 CONTRAST_FACTOR = Fraction(3, 10)
 HAZE_TRANSMISSION = Fraction(1, 2)
