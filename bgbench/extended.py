@@ -15,9 +15,10 @@ ignores it.
 Every output is quantised to bytes (real images are 8-bit) by one rule: round half up,
 ``floor(255 * v + 0.5)`` of the real value ``v`` in [0, 1], clipped to 0..255. The photometric
 sets are computed in exact integer arithmetic, so the rule holds exactly even where ``255 * v``
-is a half (a shift of 0.3 puts every unclipped pixel at ``x + 76.5`` bytes); the background fields are computed in
-float64 and quantised by ``quantise``, exact for the grey levels and the ramps (no value is
-within rounding error of a half) and for smooth noise up to float64 rounding.
+is a half (a shift of 0.3 puts every unclipped pixel at ``x + 76.5`` bytes); the background
+fields are computed in float64 and quantised by ``quantise``, exact for the grey levels and the
+ramps (no value is within rounding error of a half) and for smooth noise up to float64
+rounding.
 
 Determinism: nothing depends on ``N`` or on how a set is cut into batches. The smooth-noise
 backgrounds draw one pattern per image from a generator seeded by the image's index in the
@@ -116,8 +117,8 @@ def _smooth(grid: int) -> ExtendedSet:
         fields = smooth_fields(grid, images.shape[-1], first_index, images.shape[0])
         return _replace_background(images, object_mask, fields)
 
-    smooth.__doc__ = (f"Background: smooth noise, a {grid}x{grid} uniform grid per image (seeded "
-                      "by the image index) upsampled bilinearly.")
+    smooth.__doc__ = (f"Background: smooth noise, uniform levels on a grid of {grid}x{grid} per "
+                      "image (seeded by the image index) upsampled bilinearly.")
     return smooth
 
 

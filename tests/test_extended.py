@@ -209,3 +209,28 @@ def test_bad_input_is_named():
 def test_module_imports_no_torch():
     code = "import sys, bgbench.extended; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_lists_the_extended_suite(capsys):
+    from bgbench.cli import main
+
+    assert main(["backgrounds", "list", "--suite", "extended"]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert [line.split()[:2] for line in lines] == [[n, E.kind(n)] for n in E.NAMES]
+
+
+def test_extended_gallery(tmp_path):
+    from bgbench.gallery import draw_gallery, extended_gallery_grid
+
+    samples = {"synthetic": fixed_images(28)[:2]}
+    rows, columns, tiles = extended_gallery_grid(samples)
+    assert rows == ["blank", "synthetic #0", "synthetic #1"]
+    assert columns == ["clean", *E.NAMES] and tiles.shape == (3, 11, 32, 32)
+    padded = np.pad(samples["synthetic"], ((0, 0), (2, 2), (2, 2)))
+    expected = E.extended_test_set("haze", padded, foreground(padded))[1] / np.float32(255)
+    assert np.array_equal(tiles[2, columns.index("haze")], expected)
+    assert (tiles[0, columns.index("grey-0.5")] == np.float32(128 / 255)).all()
+    out = draw_gallery(tmp_path / "g.png", samples, suite="extended")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="choose from paper"):
+        draw_gallery(tmp_path / "h.png", samples, suite="imagenet-c")
