@@ -103,12 +103,13 @@ def upsample_bilinear(grids: np.ndarray, size: int) -> np.ndarray:
 def smooth_fields(grid: int, size: int, first_index: int, count: int) -> np.ndarray:
     """The smooth-noise fields ``[count, size, size]`` of images ``first_index ...``.
 
-    Image ``k``'s field: ``numpy.random.default_rng((grid, k)).random((grid, grid))``
-    (uniform in [0, 1)) resampled to ``size x size`` by ``upsample_bilinear``.
+    Image ``k``'s field: ``numpy.random.RandomState([grid, k]).random_sample((grid, grid))``
+    (uniform in [0, 1)) resampled to ``size x size`` by ``upsample_bilinear``. RandomState,
+    like the paper's noise backgrounds, because numpy keeps its streams fixed across versions.
     """
     seeds = np.empty((count, grid, grid))
     for i in range(count):
-        seeds[i] = np.random.default_rng((grid, first_index + i)).random((grid, grid))
+        seeds[i] = np.random.RandomState([grid, first_index + i]).random_sample((grid, grid))
     return upsample_bilinear(seeds, size)
 
 
