@@ -11,9 +11,11 @@ from bgbench.paths import add_data_root_argument
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("backgrounds", help="list or draw the six test backgrounds",
-                            description="The paper's six synthetic test backgrounds.")
+                            description="The paper's six synthetic test backgrounds, or with --suite "
+                                        "extended bgbench's extended suite.")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    lst = actions.add_parser("list", help="name, pixels set and checksum of each background")
+    lst = actions.add_parser("list", help="name, pixels set and checksum of each background "
+                                         "(extended suite: name, kind and definition)")
     _add_suite_argument(lst)
     lst.set_defaults(func=run_list)
     show = actions.add_parser(
