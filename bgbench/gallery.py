@@ -1,4 +1,5 @@
-"""The background gallery: each background alone, then applied to sample test images."""
+"""The background gallery: each background alone, then applied to sample test images; and the
+same for the extended suite."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from bgbench import fileio
-from bgbench.backgrounds import BACKGROUNDS, SIZE, apply, background, pad, to_float
+from bgbench.backgrounds import BACKGROUNDS, SIZE, apply, background, foreground, pad, to_float
 
 
 def gallery_grid(samples: dict[str, np.ndarray]) -> tuple[list[str], list[str], np.ndarray]:
@@ -29,14 +30,41 @@ def gallery_grid(samples: dict[str, np.ndarray]) -> tuple[list[str], list[str], 
     return rows, columns, np.asarray(tiles, np.float32)
 
 
-def draw_gallery(path: str | Path, samples: dict[str, np.ndarray]) -> Path:
-    """Draw the gallery to a PNG at ``path`` (written atomically); returns the path."""
+def extended_gallery_grid(samples: dict[str, np.ndarray]
+                          ) -> tuple[list[str], list[str], np.ndarray]:
+    """``gallery_grid`` for the extended suite: row 0 shows each set applied to a blank image
+    (a background set's field, a photometric set's effect on black), then each sample."""
+    from bgbench.extended import NAMES, extended_test_set
+
+    columns = ["clean", *NAMES]
+    rows = ["blank"]
+    blank = np.zeros((1, SIZE, SIZE), np.uint8)
+    tiles = [[to_float(blank[0])]
+             + [to_float(extended_test_set(name, blank, foreground(blank))[0]) for name in NAMES]]
+    for dataset, images in samples.items():
+        padded = pad(images)
+        mask = foreground(padded)
+        applied = [extended_test_set(name, padded, mask) for name in NAMES]
+        for i in range(len(images)):
+            rows.append(f"{dataset} #{i}")
+            tiles.append([to_float(padded[i])] + [to_float(a[i]) for a in applied])
+    return rows, columns, np.asarray(tiles, np.float32)
+
+
+GRIDS = {"paper": gallery_grid, "extended": extended_gallery_grid}
+
+
+def draw_gallery(path: str | Path, samples: dict[str, np.ndarray], suite: str = "paper") -> Path:
+    """Draw the gallery of ``suite`` (``paper`` or ``extended``) to a PNG at ``path`` (written
+    atomically); returns the path."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows, columns, tiles = gallery_grid(samples)
+    if suite not in GRIDS:
+        raise ValueError(f"unknown suite {suite!r}; choose from {', '.join(GRIDS)}")
+    rows, columns, tiles = GRIDS[suite](samples)
     fig, axes = plt.subplots(len(rows), len(columns),
                              figsize=(1.1 * len(columns), 1.1 * len(rows) + 0.3), squeeze=False)
     for r, row in enumerate(axes):

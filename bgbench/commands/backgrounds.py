@@ -11,9 +11,12 @@ from bgbench.paths import add_data_root_argument
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("backgrounds", help="list or draw the six test backgrounds",
-                            description="The paper's six synthetic test backgrounds.")
+                            description="The paper's six synthetic test backgrounds, or with --suite "
+                                        "extended bgbench's extended suite.")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    lst = actions.add_parser("list", help="name, pixels set and checksum of each background")
+    lst = actions.add_parser("list", help="name, pixels set and checksum of each background "
+                                         "(extended suite: name, kind and definition)")
+    _add_suite_argument(lst)
     lst.set_defaults(func=run_list)
     show = actions.add_parser(
         "show", help="draw the gallery PNG",
@@ -23,8 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="comma-separated datasets to draw samples from (default: both)")
     show.add_argument("--samples", type=int, default=3, help="test images per dataset")
     show.add_argument("--force", action="store_true", help="overwrite an existing FILE.png")
+    _add_suite_argument(show)
     add_data_root_argument(show)
     show.set_defaults(func=run_show)
+
+
+def _add_suite_argument(parser: argparse.ArgumentParser) -> None:
+    """``--suite paper|extended``: the paper's six backgrounds, or bgbench's extended suite."""
+    parser.add_argument("--suite", choices=("paper", "extended"), default="paper",
+                        help="the paper's six backgrounds (default) or the extended suite of "
+                             "grey, smooth and photometric test sets (docs/extended-suite.md)")
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -32,10 +43,21 @@ def run_list(args: argparse.Namespace) -> int:
 
     from bgbench.backgrounds import BACKGROUNDS, background
 
+    if args.suite == "extended":
+        return _list_extended()
     print(f"{'name':<8} {'pixels':>6}  sha256[:16]")
     for name in BACKGROUNDS:
         bg = background(name)
         print(f"{name:<8} {int(bg.sum()):>6}  {hashlib.sha256(bg.tobytes()).hexdigest()[:16]}")
+    return 0
+
+
+def _list_extended() -> int:
+    from bgbench import extended
+
+    print(f"{'name':<11} {'kind':<11}  definition")
+    for name in extended.NAMES:
+        print(f"{name:<11} {extended.kind(name):<11}  {extended.definition(name)}")
     return 0
 
 
@@ -55,5 +77,5 @@ def run_show(args: argparse.Namespace) -> int:
         dataset_spec(name)
     samples = {name: load_numpy(name, "test", args.data_root)[0][:args.samples]
                for name in names}
-    print(f"wrote {draw_gallery(out, samples)}")
+    print(f"wrote {draw_gallery(out, samples, suite=args.suite)}")
     return 0
