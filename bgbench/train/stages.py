@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from bgbench.models import AGCNN, MaskUNet, TiledBackgroundGenerator, VGGClassifier
 from bgbench.ops import composite
 from bgbench.train import masks as masklib
+from bgbench.train.accuracy import EVAL_BATCH
 from bgbench.train.config import TrainOptions
 from bgbench.train.meters import Meters
 from bgbench.train.steps import (
@@ -41,7 +42,6 @@ from bgbench.train.steps import (
 if TYPE_CHECKING:
     from bgbench.train.trainer import Trainer
 
-EVAL_BATCH = 1000
 VALIDATION_NOISE_SEED = 20240607
 
 Networks = dict[str, nn.Module]

@@ -22,12 +22,13 @@ from torch import Tensor, nn
 
 from bgbench.errors import BgbenchError
 from bgbench.fileio import atomic_path, write_json
+from bgbench.train.accuracy import EVAL_BATCH, count_correct
 from bgbench.train.checkpoint import StageCheckpoint, StateDict, clone_state, load_state
 from bgbench.train.config import TrainOptions
 from bgbench.train.data import Split, batch_order, shift, shift_offsets
 from bgbench.train.distributed import Context
 from bgbench.train.meters import Meters
-from bgbench.train.stages import EVAL_BATCH, METHOD_STAGES, Stage, build_models
+from bgbench.train.stages import METHOD_STAGES, Stage, build_models
 from bgbench.train.steps import uniforms
 
 CHECKPOINTS = "checkpoints"
@@ -241,15 +242,15 @@ class Trainer:
         for lo in range(start, stop, EVAL_BATCH):
             yield lo, min(lo + EVAL_BATCH, stop)
 
-    @torch.no_grad()
     def accuracy(self, model: nn.Module, x: Tensor, y: Tensor,
                  transform: Callable[[int, int, Tensor], Tensor] | None = None) -> float:
-        """Accuracy of ``model`` on the validation images (sharded over processes)."""
-        model.eval()
+        """Accuracy of ``model`` on the validation images ``x`` (sharded over processes);
+        ``transform(lo, hi, xb)`` replaces each batch ``x[lo:hi]`` first."""
+        start, stop = self.ctx.split(x.shape[0])
+        shifted = None if transform is None else (
+            lambda lo, hi, xb: transform(start + lo, start + hi, xb))
         meters = Meters("acc")
-        for lo, hi in self.val_chunks():
-            xb = x[lo:hi] if transform is None else transform(lo, hi, x[lo:hi])
-            meters.add(hi - lo, acc=(model(xb).argmax(1) == y[lo:hi]).sum().item())
+        meters.add(stop - start, acc=count_correct(model, x[start:stop], y[start:stop], shifted))
         return round(meters.averages(self.ctx)["acc"], 6)
 
     def validate_clean(self, model: nn.Module) -> tuple[float, dict[str, float]]:
