@@ -105,36 +105,58 @@ def _supervised_epoch(t: Trainer, model: nn.Module, opt: torch.optim.Optimizer,
 
 
 @dataclass(frozen=True)
-class ClassifierStage:
+class OneNetworkStage:
+    """A stage that trains one network (``network``, built by ``build``) with one Adam
+    optimizer at the learning rate option ``lr_option``, for ``epochs_option`` epochs.
+    Subclasses add ``epoch`` and ``validate``."""
+
+    name: str
+    epochs_option: str
+    network: str
+    build: Callable[[TrainOptions], nn.Module]
+    lr_option: str
+
+    def networks(self) -> dict[str, Callable[[TrainOptions], nn.Module]]:
+        """The networks this stage needs, by name, with how to build each."""
+        return {self.network: self.build}
+
+    def modules(self, models: Networks) -> tuple[str, ...]:
+        """The networks this stage trains and checkpoints."""
+        return (self.network,)
+
+    def trained(self, models: Networks) -> nn.Module:
+        """The module the stage's epochs run through (the trainer wraps it for DDP)."""
+        return models[self.network]
+
+    def optimizers(self, models: Networks, opts: TrainOptions) -> list[torch.optim.Optimizer]:
+        """Unfreeze the stage's parameters and return its optimizers."""
+        return [_adam(_unfrozen(self.trained(models)).parameters(),
+                      getattr(opts, self.lr_option))]
+
+
+@dataclass(frozen=True)
+class ClassifierStage(OneNetworkStage):
     """Stage 1: the classifier on clean images."""
 
     name: str = "classifier"
     epochs_option: str = "epochs"
-
-    def networks(self) -> dict[str, Callable[[TrainOptions], nn.Module]]:
-        """The networks this stage needs, by name, with how to build each."""
-        return {"classifier": vgg_classifier}
-
-    def modules(self, models: Networks) -> tuple[str, ...]:
-        """The networks this stage trains and checkpoints."""
-        return ("classifier",)
-
-    def trained(self, models: Networks) -> nn.Module:
-        """The module the stage's epochs run through (the trainer wraps it for DDP)."""
-        return models["classifier"]
-
-    def optimizers(self, models: Networks, opts: TrainOptions) -> list[torch.optim.Optimizer]:
-        """Unfreeze the stage's parameters and return its optimizers."""
-        return [_adam(_unfrozen(models["classifier"]).parameters(), opts.lr)]
+    network: str = "classifier"
+    build: Callable[[TrainOptions], nn.Module] = vgg_classifier
+    lr_option: str = "lr"
+    step: Callable[..., tuple[Tensor, Tensor]] = classifier_step
 
     def epoch(self, t: Trainer, model: nn.Module, optimizers: list[torch.optim.Optimizer],
               generator: torch.Generator, desc: str) -> dict[str, float]:
         """One epoch; its training metrics by name."""
-        return _supervised_epoch(t, model, optimizers[0], classifier_step, generator, desc)
+        return _supervised_epoch(t, model, optimizers[0], self.step, generator, desc)
+
+    def scored(self, models: Networks) -> nn.Module:
+        """The network whose clean validation accuracy scores the epoch."""
+        return self.trained(models)
 
     def validate(self, t: Trainer) -> Validation:
         """The score that picks the best epoch, and the validation metrics."""
-        return t.validate_clean(t.models["classifier"])
+        return t.validate_clean(self.scored(t.models))
 
 
 @dataclass(frozen=True)
@@ -142,18 +164,10 @@ class AGCNNGlobalStage(ClassifierStage):
     """AG-CNN's global branch on clean images."""
 
     name: str = "global"
-
-    def networks(self) -> dict[str, Callable[[TrainOptions], nn.Module]]:
-        return {"classifier": agcnn_classifier}
+    build: Callable[[TrainOptions], nn.Module] = agcnn_classifier
 
     def trained(self, models: Networks) -> nn.Module:
         return models["classifier"].global_branch
-
-    def optimizers(self, models: Networks, opts: TrainOptions) -> list[torch.optim.Optimizer]:
-        return [_adam(_unfrozen(models["classifier"].global_branch).parameters(), opts.lr)]
-
-    def validate(self, t: Trainer) -> Validation:
-        return t.validate_clean(t.models["classifier"].global_branch)
 
 
 @dataclass(frozen=True)
@@ -162,41 +176,29 @@ class AGCNNLocalStage(AGCNNGlobalStage):
 
     name: str = "local"
     epochs_option: str = "local_epochs"
+    step: Callable[..., tuple[Tensor, Tensor]] = agcnn_local_step
 
     def trained(self, models: Networks) -> nn.Module:
         return _Branches(models["classifier"])
+
+    def scored(self, models: Networks) -> nn.Module:
+        return models["classifier"]
 
     def optimizers(self, models: Networks, opts: TrainOptions) -> list[torch.optim.Optimizer]:
         f = models["classifier"]
         params = [*_unfrozen(f.local_branch).parameters(), *_unfrozen(f.fusion).parameters()]
         return [_adam(params, opts.lr)]
 
-    def epoch(self, t: Trainer, model: nn.Module, optimizers: list[torch.optim.Optimizer],
-              generator: torch.Generator, desc: str) -> dict[str, float]:
-        return _supervised_epoch(t, model, optimizers[0], agcnn_local_step, generator, desc)
-
-    def validate(self, t: Trainer) -> Validation:
-        return t.validate_clean(t.models["classifier"])
-
 
 @dataclass(frozen=True)
-class MaskStage:
+class MaskStage(OneNetworkStage):
     """Stage 2: the mask generator against the frozen classifier."""
 
     name: str = "mask"
     epochs_option: str = "mask_epochs"
-
-    def networks(self) -> dict[str, Callable[[TrainOptions], nn.Module]]:
-        return {"mask_generator": mask_generator}
-
-    def modules(self, models: Networks) -> tuple[str, ...]:
-        return ("mask_generator",)
-
-    def trained(self, models: Networks) -> nn.Module:
-        return models["mask_generator"]
-
-    def optimizers(self, models: Networks, opts: TrainOptions) -> list[torch.optim.Optimizer]:
-        return [_adam(_unfrozen(models["mask_generator"]).parameters(), opts.mask_lr)]
+    network: str = "mask_generator"
+    build: Callable[[TrainOptions], nn.Module] = mask_generator
+    lr_option: str = "mask_lr"
 
     def epoch(self, t: Trainer, model: nn.Module, optimizers: list[torch.optim.Optimizer],
               generator: torch.Generator, desc: str) -> dict[str, float]:
@@ -346,7 +348,7 @@ class AdversarialStage:
         return (clean + noisy) / 2, {"val_acc": clean, "val_acc_noise": noisy}
 
 
-Stage = ClassifierStage | MaskStage | AdversarialStage
+Stage = OneNetworkStage | AdversarialStage
 
 # Each method's stages, in the order they run.
 METHOD_STAGES: dict[str, tuple[Stage, ...]] = {
