@@ -37,3 +37,16 @@ PINNED: dict[str, dict[str, str]] = {
 @pytest.mark.parametrize("method", METHODS)
 def test_same_seed_weights_are_unchanged(tmp_path, method):
     assert fingerprint(method, tmp_path) == PINNED[method]
+
+
+def test_the_fingerprint_sees_a_one_ulp_change_of_one_parameter():
+    from weights_fingerprint import state_sha256
+
+    from bgbench.models import VGGClassifier
+
+    state = {k: v.clone() for k, v in VGGClassifier().state_dict().items()}
+    before = state_sha256(state)
+    name = sorted(state)[-1]
+    flat = state[name].view(-1)
+    flat[0] = torch.nextafter(flat[0], torch.tensor(float("inf")))
+    assert state_sha256(state) != before

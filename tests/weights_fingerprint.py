@@ -38,8 +38,7 @@ def state_sha256(state: dict[str, torch.Tensor]) -> str:
     for name in sorted(state):
         t = state[name].detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16)
-                 .numpy().tobytes())
+        h.update(t.numpy().tobytes())
     return h.hexdigest()
 
 
