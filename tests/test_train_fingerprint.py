@@ -32,6 +32,7 @@ PINNED: dict[str, dict[str, str]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.__version__ != PINNED_TORCH,
                     reason=f"weights pinned with torch {PINNED_TORCH}")
 @pytest.mark.parametrize("method", METHODS)
