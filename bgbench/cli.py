@@ -14,7 +14,7 @@ from bgbench import __version__
 from bgbench.errors import BgbenchError
 
 # Order is the order of the data flow, as ``bgbench --help`` shows it.
-COMMANDS = ("data", "backgrounds", "train", "export", "eval", "report", "reproduce")
+COMMANDS = ("data", "backgrounds", "train", "score", "export", "eval", "report", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,12 +13,9 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bgbench.errors import UsageError
-
-ALL_DATASETS = ("mnist", "fashion-mnist")
-ALL_METHODS = ("traditional", "attention", "proposal", "truemask", "noisebg")
-# The paper's comparison; the other methods are its ablations and baselines.
-MAIN_METHODS = ("traditional", "proposal")
+from bgbench.errors import ParameterError
+from bgbench.train.config import check_preset
+from bgbench.vocab import DATASETS, DEFAULT_PRESET, MAIN_METHODS, METHODS
 
 
 @dataclass
@@ -26,9 +23,9 @@ class Plan:
     """What ``reproduce`` runs; ``out`` holds runs/, models/, results/ and report.md."""
 
     out: Path
-    preset: str = "quick"
-    datasets: tuple[str, ...] = ALL_DATASETS
-    methods: tuple[str, ...] = ALL_METHODS
+    preset: str = DEFAULT_PRESET
+    datasets: tuple[str, ...] = DATASETS
+    methods: tuple[str, ...] = METHODS
     seeds: tuple[int, ...] = (0,)
     ablation_seeds: tuple[int, ...] | None = None  # None: ``seeds``
     device: str = "cpu"
@@ -54,26 +51,27 @@ class Plan:
                 for s in self.seeds_for(m)]
 
 
-def parse_list(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
+def parse_list(text: str, allowed: tuple[str, ...], parameter: str) -> tuple[str, ...]:
     """A comma-separated subset of ``allowed`` (``all`` for every one), in the given order."""
     items = [t.strip() for t in text.split(",") if t.strip()]
     if items == ["all"]:
         return allowed
     unknown = [t for t in items if t not in allowed]
     if unknown or not items:
-        raise UsageError(f"{option}: unknown {', '.join(unknown) or 'empty list'}; choose from "
-                         f"{', '.join(allowed)} or all")
+        raise ParameterError(f"`{parameter}`: unknown {', '.join(unknown) or 'empty list'}; "
+                             f"choose from {', '.join(allowed)} or all")
     return tuple(dict.fromkeys(items))
 
 
-def parse_seeds(text: str, option: str = "--seeds") -> tuple[int, ...]:
+def parse_seeds(text: str, parameter: str = "seeds") -> tuple[int, ...]:
     """``0,1,2`` -> (0, 1, 2); non-negative integers only."""
     try:
         seeds = tuple(dict.fromkeys(int(t) for t in text.split(",") if t.strip()))
     except ValueError:
         seeds = ()
     if not seeds or min(seeds) < 0:
-        raise UsageError(f"{option} must be comma-separated non-negative integers, got {text!r}")
+        raise ParameterError(f"`{parameter}` must be comma-separated non-negative integers, "
+                             f"got {text!r}")
     return seeds
 
 
@@ -144,13 +142,12 @@ def reproduce(plan: Plan) -> Path:
 
 def plan_from_args(args) -> Plan:
     """The ``Plan`` for parsed ``bgbench reproduce`` arguments."""
-    return Plan(out=Path(args.out), preset=args.preset,
-                datasets=parse_list(args.datasets, ALL_DATASETS, "--datasets"),
-                methods=parse_list(args.methods, ALL_METHODS, "--methods"),
+    return Plan(out=Path(args.out), preset=check_preset(args.preset),
+                datasets=parse_list(args.datasets, DATASETS, "datasets"),
+                methods=parse_list(args.methods, METHODS, "methods"),
                 seeds=parse_seeds(args.seeds),
-                ablation_seeds=(parse_seeds(args.ablation_seeds, "--ablation-seeds")
+                ablation_seeds=(parse_seeds(args.ablation_seeds, "ablation_seeds")
                                 if args.ablation_seeds else None),
                 device=args.device, providers=args.providers,
                 threads=args.threads, limit=args.limit, data_root=args.data_root,
                 train_args=shlex.split(args.train_args or ""))
-

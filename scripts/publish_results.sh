@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Produces the committed results/ folder: the paper preset over seeds (resumable: re-run it
+# Produces the committed results/ folder: the full preset over seeds (resumable: re-run it
 # and finished work is skipped), then results.json/csv, the report and its figures, the
 # published ONNX models (proposal and traditional, seed 0) and the subset check that
 # tests/test_published_results.py compares them against.
-#   bash scripts/publish_results.sh [WORK_DIR]      (default bgbench-paper)
+#   bash scripts/publish_results.sh [WORK_DIR]      (default bgbench-full)
 # SEEDS and ABLATION_SEEDS override the seeds (default 0,1,2 and 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-work=${1:-bgbench-paper}
+work=${1:-bgbench-full}
 bgbench=.venv/bin/bgbench
 
-$bgbench reproduce --preset paper --seeds "${SEEDS:-0,1,2}" \
+$bgbench reproduce --preset full --seeds "${SEEDS:-0,1,2}" \
   --ablation-seeds "${ABLATION_SEEDS:-0}" --out "$work"
 
 mkdir -p results/models

@@ -6,21 +6,22 @@ import json
 
 import pytest
 
-from bgbench.errors import UsageError
-from bgbench.reproduce import ALL_METHODS, Plan, parse_list, parse_seeds, reproduce
+from bgbench.errors import ParameterError
+from bgbench.reproduce import Plan, parse_list, parse_seeds, reproduce
+from bgbench.vocab import METHODS
 
 TINY = ["--train-subset", "200", "--val-size", "100", "--epochs", "1", "--batch-size", "50"]
 
 
 def test_lists_and_seeds_are_checked():
-    assert parse_list("all", ALL_METHODS, "--methods") == ALL_METHODS
-    assert parse_list("proposal,traditional,proposal", ALL_METHODS, "--methods") == (
+    assert parse_list("all", METHODS, "methods") == METHODS
+    assert parse_list("proposal,traditional,proposal", METHODS, "methods") == (
         "proposal", "traditional")
-    with pytest.raises(UsageError, match="unknown magic"):
-        parse_list("traditional,magic", ALL_METHODS, "--methods")
+    with pytest.raises(ParameterError, match="`methods`: unknown magic"):
+        parse_list("traditional,magic", METHODS, "methods")
     assert parse_seeds("2,0") == (2, 0)
     for bad in ("", "a", "-1"):
-        with pytest.raises(UsageError, match="--seeds"):
+        with pytest.raises(ParameterError, match="`seeds`"):
             parse_seeds(bad)
 
 
@@ -34,8 +35,8 @@ def test_ablation_seeds_apply_to_the_ablations_only(tmp_path):
                                      ("mnist", "proposal", 0), ("mnist", "proposal", 1),
                                      ("mnist", "proposal", 2)]
     assert Plan(out=tmp_path, methods=("noisebg",), seeds=(3, 4)).seeds_for("noisebg") == (3, 4)
-    with pytest.raises(UsageError, match="--ablation-seeds must be"):
-        parse_seeds("x", "--ablation-seeds")
+    with pytest.raises(ParameterError, match="`ablation_seeds` must be"):
+        parse_seeds("x", "ablation_seeds")
 
 
 def test_reproduce_end_to_end_then_skips_and_resumes(tmp_path, real_data_root, capsys):
@@ -64,3 +65,15 @@ def test_reproduce_end_to_end_then_skips_and_resumes(tmp_path, real_data_root, c
     reproduce(plan)
     third = capsys.readouterr().out
     assert "--resume" in third and (run_dir / "done.json").is_file()
+
+
+def test_cli_names_flags_and_refuses_the_paper_preset(tmp_path, capsys):
+    from bgbench.cli import main
+
+    out = ["--out", str(tmp_path / "out")]
+    assert main(["reproduce", "--methods", "traditional,magic", *out]) == 2
+    assert "--methods: unknown magic" in capsys.readouterr().err
+    assert main(["reproduce", "--preset", "paper", *out]) == 2
+    err = capsys.readouterr().err
+    assert "'full'" in err and "'faithful'" in err
+    assert not (tmp_path / "out").exists()

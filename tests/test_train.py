@@ -10,14 +10,16 @@ import torch
 import torch.nn.functional as F
 
 from bgbench.cli import main as cli_main
-from bgbench.errors import BgbenchError, UsageError
+from bgbench.errors import BgbenchError, ParameterError
 from bgbench.models import MaskUNet
 from bgbench.ops import composite
 from bgbench.train import load_classifier, load_generators, make_config, train
 from bgbench.train import trainer as trainer_mod
+from bgbench.train.checkpoint import StageCheckpoint
 from bgbench.train.data import split, synthetic
 from bgbench.train.distributed import Context
 from bgbench.train.masks import dilate, otsu_threshold, transform_mask, true_mask
+from bgbench.train.stages import ClassifierStage, MaskStage
 from bgbench.train.steps import generator_step
 
 # Small enough that every method runs in a few seconds on 2 cores.
@@ -106,18 +108,32 @@ def test_generator_step_increases_the_classifier_loss(tmp_path, data):
     assert loss() > before
 
 
+def _epochs(t, stage):
+    """Make ``stage`` trainable in trainer ``t``; return (run one epoch by seed, validate)."""
+    for model in t.models.values():
+        model.requires_grad_(False)
+    optimizers = stage.optimizers(t.models, t.opts)
+    trained = stage.trained(t.models)
+
+    def epoch(seed):
+        return stage.epoch(t, trained, optimizers, torch.Generator().manual_seed(seed),
+                           stage.name)
+
+    return epoch, lambda: stage.validate(t)
+
+
 def test_mask_stage_drives_the_area_towards_the_limit(tmp_path, data):
     torch.manual_seed(0)
     t = _trainer(tmp_path, data, "proposal", lr=3e-3, mask_lr=5e-3)
-    _, step, _ = t._setup("classifier")
+    step, _ = _epochs(t, ClassifierStage())
     for epoch in range(4):  # a classifier for the mask to serve
-        step(torch.Generator().manual_seed(epoch), "classifier")
+        step(epoch)
     # Start far above the limit a = 0.2, so the test sees the area term at work.
     t.models["mask_generator"] = MaskUNet(4, init_area=0.6).to(memory_format=torch.channels_last)
-    _, step, validate = t._setup("mask")
+    step, validate = _epochs(t, MaskStage())
     start = validate()[1]["val_mask_area"]
     for epoch in range(6):
-        step(torch.Generator().manual_seed(epoch), "mask")
+        step(epoch)
     end = validate()[1]
     assert start > 0.55
     assert abs(end["val_mask_area"] - 0.2) < 0.25 * abs(start - 0.2)
@@ -129,7 +145,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, data, 
     train(config, tmp_path / "full", quiet=True, tensors=data)
 
     saves = {"n": 0}
-    real_save = trainer_mod.Trainer._save
+    real_save = StageCheckpoint.save
 
     def crashing_save(self, *args, **kwargs):
         real_save(self, *args, **kwargs)
@@ -137,10 +153,10 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, data, 
         if saves["n"] == 3:  # after stage 1 (epoch, completion) and one adversarial epoch
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer_mod.Trainer, "_save", crashing_save)
+    monkeypatch.setattr(StageCheckpoint, "save", crashing_save)
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path / "cut", quiet=True, tensors=data)
-    monkeypatch.setattr(trainer_mod.Trainer, "_save", real_save)
+    monkeypatch.setattr(StageCheckpoint, "save", real_save)
     assert not (tmp_path / "cut" / "done.json").exists()
     # A line written after the last checkpoint, as if killed between the two writes.
     with open(tmp_path / "cut" / "metrics.jsonl", "a") as f:
@@ -160,12 +176,12 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, data, 
 def test_existing_run_dir_needs_resume_or_force(tmp_path, data):
     config = tiny_config("traditional")
     train(config, tmp_path / "run", quiet=True, tensors=data)
-    with pytest.raises(UsageError, match="--resume .* or --force"):
+    with pytest.raises(ParameterError, match="pass `resume` .* or `force`"):
         train(config, tmp_path / "run", quiet=True, tensors=data)
-    with pytest.raises(UsageError, match="contradict"):
+    with pytest.raises(ParameterError, match="contradict"):
         train(config, tmp_path / "run", resume=True, force=True, quiet=True, tensors=data)
     other = tiny_config("traditional", lr=0.5)
-    with pytest.raises(UsageError, match="lr: 0.001 -> 0.5"):
+    with pytest.raises(ParameterError, match="lr: 0.001 -> 0.5"):
         train(other, tmp_path / "run", resume=True, quiet=True, tensors=data)
     (tmp_path / "run" / "stale").write_text("x")
     train(config, tmp_path / "run", force=True, quiet=True, tensors=data)
@@ -192,17 +208,20 @@ def test_corrupt_files_are_clear_errors(tmp_path, data):
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    ({"mask_transform": "median"}, "--mask-transform must be one of"),
-    ({"area_limit": 1.5}, "--area-limit must be at most 1"),
-    ({"batch_size": 0}, "--batch-size must be at least 1"),
+    ({"mask_transform": "median"}, "`mask_transform` must be one of"),
+    ({"area_limit": 1.5}, "`area_limit` must be at most 1"),
+    ({"batch_size": 0}, "`batch_size` must be at least 1"),
+    ({"epochs": 2.5}, "`epochs` must be an integer, got 2.5"),
+    ({"lr": "fast"}, "`lr` must be a number"),
+    ({"learning_rate": 0.1}, "unknown training option `learning_rate`"),
 ])
-def test_bad_options_are_usage_errors(overrides, message):
-    with pytest.raises(UsageError, match=message):
+def test_bad_options_are_errors_naming_the_parameter(overrides, message):
+    with pytest.raises(ParameterError, match=message):
         tiny_config("proposal", **overrides)
 
 
-def test_batch_larger_than_the_data_is_a_usage_error(tmp_path, data):
-    with pytest.raises(UsageError, match="--batch-size 512 exceeds"):
+def test_batch_larger_than_the_data_is_an_error(tmp_path, data):
+    with pytest.raises(ParameterError, match="`batch_size` 512 exceeds"):
         train(tiny_config("traditional", batch_size=512), tmp_path / "r", quiet=True,
               tensors=data)
 
@@ -277,3 +296,65 @@ def test_progress_bar_only_on_a_terminal_unless_quiet(monkeypatch, tty, quiet, b
     progress.log("stage epoch 1/1: loss 0.5")
     assert ("stage 1/1" in term.text) == bar
     assert term.text.count("stage epoch 1/1: loss 0.5") == 1
+
+
+def test_every_method_in_the_vocabulary_has_its_stages():
+    from bgbench.train.stages import METHOD_STAGES
+    from bgbench.vocab import METHODS
+
+    assert tuple(METHOD_STAGES) == METHODS
+    for stages in METHOD_STAGES.values():
+        names = [stage.name for stage in stages]
+        assert len(set(names)) == len(names)  # a stage's name is its checkpoint's file name
+
+
+def test_presets_differ_from_full_only_where_declared():
+    from bgbench.train.config import PRESET_CHANGES, TrainOptions, resolve
+
+    base = TrainOptions().as_dict()
+    for preset, changes in PRESET_CHANGES.items():
+        options = resolve(preset).as_dict()
+        assert {k for k in base if options[k] != base[k]} == set(changes), preset
+    assert resolve("quick", {"epochs": 7, "lr": None}).epochs == 7
+    assert resolve("quick", {"lr": 1}).as_dict()["lr"] == 1.0  # floats stay floats in json
+
+
+def test_paper_preset_is_an_error_naming_full_and_faithful(tmp_path, capsys):
+    with pytest.raises(ParameterError, match="'full'.*'faithful'"):
+        make_config("synthetic", "traditional", "paper")
+    assert cli_main(["train", "--dataset", "mnist", "--method", "traditional", "--preset",
+                     "paper", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "--preset 'paper' is not a preset" in err and "'full'" in err and "'faithful'" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_dir_recording_preset_paper_loads_and_resumes_as_full(tmp_path, data):
+    config = make_config("synthetic", "traditional", "full", seed=0, overrides=TINY)
+    run = tmp_path / "run"
+    train(config, run, quiet=True, tensors=data)
+    record = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**record, "preset": "paper"}))
+    _, loaded = load_classifier(run)
+    assert loaded["preset"] == "full"
+    assert train(config, run, resume=True, quiet=True, tensors=data) is None
+
+
+def test_train_help_shows_every_option_with_each_presets_default(capsys):
+    from bgbench.train.config import TrainOptions
+
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in TrainOptions().as_dict():
+        assert "--" + name.replace("_", "-") in text
+    assert "shown as quick/full/faithful" in text and "stage-1 classifier epochs" in text
+    assert "(2/5/5)" in text and "(none/none/none)" in text
+
+
+def test_cli_rewords_parameter_errors_as_flags(tmp_path, capsys):
+    base = ["train", "--dataset", "mnist", "--method", "traditional", "--out", str(tmp_path)]
+    assert cli_main([*base, "--seed", "-1"]) == 2
+    assert "--seed must be a non-negative integer, got -1" in capsys.readouterr().err
+    assert cli_main([*base, "--epochs", "0"]) == 2
+    assert "--epochs must be at least 1, got 0" in capsys.readouterr().err

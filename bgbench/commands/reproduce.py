@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from bgbench.errors import ParameterError
 from bgbench.paths import add_data_root_argument
+from bgbench.vocab import DATASETS, DEFAULT_PRESET, METHODS, PRESETS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,13 +17,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "OUT/runs/<dataset>-<method>-seed<N>, export it to OUT/models/, evaluate all models "
         "(clean, six backgrounds, noise sweep) into OUT/results/ and write OUT/report.md. "
         "Re-running skips finished work and resumes unfinished training.")
-    p.add_argument("--preset", choices=("quick", "paper", "faithful"), default="quick",
-                   help="training preset (default quick: a few minutes per method on a CPU)")
+    p.add_argument("--preset", default=DEFAULT_PRESET, metavar="{" + ",".join(PRESETS) + "}",
+                   help=f"training preset (default {DEFAULT_PRESET}: a few minutes per method "
+                   "on a CPU); see `bgbench train --help`")
     p.add_argument("--datasets", default="all", metavar="LIST",
-                   help="comma-separated: mnist,fashion-mnist (default all)")
+                   help=f"comma-separated: {','.join(DATASETS)} (default all)")
     p.add_argument("--methods", default="all", metavar="LIST",
-                   help="comma-separated: traditional,attention,proposal,truemask,noisebg "
-                   "(default all)")
+                   help=f"comma-separated: {','.join(METHODS)} (default all)")
     p.add_argument("--seeds", default="0", metavar="LIST",
                    help="comma-separated training seeds (default 0); robustness varies a lot "
                    "between seeds, so compare methods over several")
@@ -48,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
     """Run what is not done yet and say where the report is."""
     from bgbench.reproduce import plan_from_args, reproduce
 
-    report = reproduce(plan_from_args(args))
+    try:
+        plan = plan_from_args(args)
+    except ParameterError as err:
+        raise err.for_command_line() from None
+    report = reproduce(plan)
     print(f"\nreport: {report}")
     return 0

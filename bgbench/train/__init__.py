@@ -3,6 +3,7 @@
 ``train`` runs one configuration (``make_config``) into a run directory; ``load_classifier``
 and ``load_generators`` read a finished run back. They are imported lazily so that
 ``bgbench.train.config`` (which the CLI reads to build its options) does not import torch.
+A method is an ordered tuple of stages (``bgbench.train.stages``); the trainer runs them.
 """
 
 from __future__ import annotations

@@ -1,148 +1,176 @@
-"""Training options, the two presets, and their validation.
+"""Training options: one frozen dataclass with its validation, and the presets.
 
-Every hyper-parameter the paper leaves open is an option here; a preset gives each one a
-default, explicit command-line values override it, and the resolved dictionary is written
-to the run's ``config.json``.
+Every hyper-parameter the paper leaves open is a field of ``TrainOptions``, with its help
+text and allowed values. The field defaults are the ``full`` preset; every other preset is
+written as its differences from it. A run's options are a preset plus explicit overrides
+(``resolve``), written to its ``config.json`` as a flat dictionary. Torch-free, so the CLI
+builds ``bgbench train --help`` from it without importing torch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
-from bgbench.errors import UsageError
+from bgbench.errors import ParameterError
+from bgbench.vocab import PRESET_ALIASES, PRESETS
 
-DATASETS = ("mnist", "fashion-mnist")
-METHODS = ("traditional", "attention", "proposal", "truemask", "noisebg")
 MASK_TRANSFORMS = ("none", "0.5", "otsu", "quantile")
 NOISE_KINDS = ("uniform", "bernoulli")
 AUGMENTS = ("none", "shift")
 BG_SAMPLING = ("none", "bernoulli", "blocks")
-PRESET_NAMES = ("quick", "paper", "faithful")
 
-# Which stages each method runs, in order.
-STAGES: dict[str, tuple[str, ...]] = {
-    "traditional": ("classifier",),
-    "attention": ("global", "local"),
-    "proposal": ("classifier", "mask", "adversarial"),
-    "truemask": ("classifier", "adversarial"),
-    "noisebg": ("classifier", "mask", "adversarial"),
-}
+
+def _option(default: Any, help: str, *, choices: tuple[str, ...] | None = None,
+            minimum: float | None = None, maximum: float | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices,
+                                            "minimum": minimum, "maximum": maximum})
 
 
 @dataclass(frozen=True)
-class Option:
-    """One tunable option: its type, help text, allowed values and lower bound."""
+class TrainOptions:
+    """Every training option of a run, checked on construction (``ParameterError`` names
+    the option). The defaults are the ``full`` preset."""
 
-    type: type
-    help: str
-    choices: tuple[str, ...] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
+    epochs: int = _option(5, "stage-1 classifier epochs (AG-CNN: global-branch epochs)",
+                          minimum=1)
+    mask_epochs: int = _option(2, "stage-2 mask-generator epochs", minimum=1)
+    adv_epochs: int = _option(5, "stage-3 adversarial epochs", minimum=1)
+    local_epochs: int = _option(3, "AG-CNN local-branch and fusion epochs", minimum=1)
+    batch_size: int = _option(128, "global batch size (split across torchrun processes)",
+                              minimum=1)
+    lr: float = _option(1e-3, "classifier Adam learning rate", minimum=0)
+    mask_lr: float = _option(3e-3, "mask-generator Adam learning rate", minimum=0)
+    gen_lr: float = _option(1e-3, "background-generator Adam learning rate", minimum=0)
+    train_subset: int = _option(0, "train on this many images of the training split (0: all)",
+                                minimum=0)
+    val_size: int = _option(5000, "images held out of the training set for validation",
+                            minimum=1)
+    split_seed: int = _option(0, "seed of the fixed train/validation split", minimum=0)
+    augment: str = _option("none", "training augmentation: none, or random shifts of up to "
+                           "2 px", choices=AUGMENTS)
+    area_limit: float = _option(0.2, "mask area limit a in L_A = max(0, mean(m) - a)",
+                                minimum=0, maximum=1)
+    area_weight: float = _option(1.0, "weight of L_A in the stage-2 loss", minimum=0)
+    tv_weight: float = _option(0.0, "weight of the mask's total variation in the stage-2 loss",
+                               minimum=0)
+    unet_width: int = _option(8, "mask U-Net filters at full resolution", minimum=1)
+    mask_transform: str = _option("otsu", "transform T of the learned mask before stage 3",
+                                  choices=MASK_TRANSFORMS)
+    mask_dilation: int = _option(2, "dilate the stage-3 mask by a disk of this radius "
+                                 "(0: none)", minimum=0)
+    gen_width: int = _option(32, "background-generator filters", minimum=4)
+    bg_limit: float = _option(0.5, "background mean limit in L_BA = max(mean(b) - limit, 0)",
+                              minimum=0, maximum=1)
+    bg_weight: float = _option(50.0, "weight of L_BA in the generator loss", minimum=0)
+    bg_sample: str = _option("blocks", "stage 3: use f_b's output as is, or as the "
+                             "probabilities of a binary background sampled per pixel or per "
+                             "1/2/4-px block (straight-through gradient)", choices=BG_SAMPLING)
+    gen_steps: int = _option(1, "generator steps per classifier step in stage 3", minimum=1)
+    clean_fraction: float = _option(0.1, "share of each stage-3 batch left clean (mask 1)",
+                                    minimum=0, maximum=1)
+    noise_kind: str = _option("uniform", "noisebg: background noise", choices=NOISE_KINDS)
+    noise_rate: float = _option(0.5, "noisebg: probability of a set pixel for bernoulli noise",
+                                minimum=0, maximum=1)
+    attention_threshold: float = _option(0.7, "AG-CNN heat-map threshold", minimum=0,
+                                         maximum=1)
+    cc_iterations: int = _option(32, "AG-CNN label-propagation rounds for connected "
+                                 "components", minimum=1)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = _typed(f.name, f.type, getattr(self, f.name))
+            object.__setattr__(self, f.name, value)
+            _check_range(f.name, value, f.metadata)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The options as ``config.json`` stores them: a flat name -> value dictionary."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainOptions:
+        """The options of a ``config.json``; an unknown or missing name is an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        missing = sorted(names - set(values))
+        if unknown or missing:
+            raise ParameterError(f"`options` do not match this bgbench's training options "
+                                 f"(unknown: {', '.join(unknown) or 'none'}; missing: "
+                                 f"{', '.join(missing) or 'none'})")
+        return cls(**values)
 
 
-OPTIONS: dict[str, Option] = {
-    "epochs": Option(int, "stage-1 classifier epochs (AG-CNN: global-branch epochs)", minimum=1),
-    "mask_epochs": Option(int, "stage-2 mask-generator epochs", minimum=1),
-    "adv_epochs": Option(int, "stage-3 adversarial epochs", minimum=1),
-    "local_epochs": Option(int, "AG-CNN local-branch and fusion epochs", minimum=1),
-    "batch_size": Option(int, "global batch size (split across torchrun processes)", minimum=1),
-    "lr": Option(float, "classifier Adam learning rate", minimum=0),
-    "mask_lr": Option(float, "mask-generator Adam learning rate", minimum=0),
-    "gen_lr": Option(float, "background-generator Adam learning rate", minimum=0),
-    "train_subset": Option(int, "train on this many images of the training split (0: all)",
-                           minimum=0),
-    "val_size": Option(int, "images held out of the training set for validation", minimum=1),
-    "split_seed": Option(int, "seed of the fixed train/validation split", minimum=0),
-    "augment": Option(str, "training augmentation: none, or random shifts of up to 2 px",
-                      choices=AUGMENTS),
-    "area_limit": Option(float, "mask area limit a in L_A = max(0, mean(m) - a)",
-                         minimum=0, maximum=1),
-    "area_weight": Option(float, "weight of L_A in the stage-2 loss", minimum=0),
-    "tv_weight": Option(float, "weight of the mask's total variation in the stage-2 loss",
-                        minimum=0),
-    "unet_width": Option(int, "mask U-Net filters at full resolution", minimum=1),
-    "mask_transform": Option(str, "transform T of the learned mask before stage 3",
-                             choices=MASK_TRANSFORMS),
-    "mask_dilation": Option(int, "dilate the stage-3 mask by a disk of this radius (0: none)",
-                            minimum=0),
-    "gen_width": Option(int, "background-generator filters", minimum=4),
-    "bg_limit": Option(float, "background mean limit in L_BA = max(mean(b) - limit, 0)",
-                       minimum=0, maximum=1),
-    "bg_weight": Option(float, "weight of L_BA in the generator loss", minimum=0),
-    "bg_sample": Option(str, "stage 3: use f_b's output as is, or as the probabilities of a "
-                        "binary background sampled per pixel or per 1/2/4-px block "
-                        "(straight-through gradient)", choices=BG_SAMPLING),
-    "gen_steps": Option(int, "generator steps per classifier step in stage 3", minimum=1),
-    "clean_fraction": Option(float, "share of each stage-3 batch left clean (mask 1)",
-                             minimum=0, maximum=1),
-    "noise_kind": Option(str, "noisebg: background noise", choices=NOISE_KINDS),
-    "noise_rate": Option(float, "noisebg: probability of a set pixel for bernoulli noise",
-                         minimum=0, maximum=1),
-    "attention_threshold": Option(float, "AG-CNN heat-map threshold", minimum=0, maximum=1),
-    "cc_iterations": Option(int, "AG-CNN label-propagation rounds for connected components",
-                            minimum=1),
-}
+def _typed(name: str, kind: str, value: Any) -> Any:
+    """``value`` as the option's type: ints for int options, ints or floats (stored as
+    float, so config.json is the same either way) for float options, str for str."""
+    if kind == "float" and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    wanted = {"int": int, "str": str}.get(kind)
+    if wanted is None or not isinstance(value, wanted) or isinstance(value, bool):
+        expected = {"int": "an integer", "float": "a number", "str": "a string"}[kind]
+        raise ParameterError(f"`{name}` must be {expected}, got {value!r}")
+    return value
 
-_COMMON: dict[str, Any] = {
-    "batch_size": 128, "lr": 1e-3, "mask_lr": 1e-3, "gen_lr": 1e-3, "split_seed": 0,
-    "augment": "none", "area_limit": 0.2, "area_weight": 1.0, "unet_width": 16,
-    "gen_width": 32, "bg_limit": 0.5, "gen_steps": 1,
-    "noise_kind": "uniform", "noise_rate": 0.5, "attention_threshold": 0.7,
-    "cc_iterations": 32,
-}
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # Fits about 2 minutes per method on 2 CPU cores: a subset, short stages, and the
-    # choices that make learned masks tight (threshold, dilation like the test protocol's
-    # object region), keep clean accuracy (a clean share of each batch), and stop the
-    # generator collapsing to one flat grey background (a strong L_BA, binary backgrounds
-    # sampled from its output at several block sizes).
-    "quick": {**_COMMON, "epochs": 2, "mask_epochs": 1, "adv_epochs": 2, "local_epochs": 1,
-              "train_subset": 10000, "val_size": 2000, "tv_weight": 0.0, "unet_width": 8,
-              "mask_lr": 3e-3, "mask_transform": "otsu", "mask_dilation": 2,
-              "clean_fraction": 0.1,
-              "bg_weight": 50.0, "bg_sample": "blocks"},
-    # Full scale with the quick preset's choices (made on the validation split): all the
-    # training data and longer stages. The setting for the paper's tables (issue 7); on a
-    # GPU one proposal run of it reached 98.7% (MNIST) and 90.7% (Fashion-MNIST) on the
-    # six-background average of the test set.
-    "paper": {**_COMMON, "epochs": 5, "mask_epochs": 2, "adv_epochs": 5, "local_epochs": 3,
-              "train_subset": 0, "val_size": 5000, "tv_weight": 0.0, "unet_width": 8,
-              "mask_lr": 3e-3, "mask_transform": "otsu", "mask_dilation": 2,
-              "clean_fraction": 0.1,
-              "bg_weight": 50.0, "bg_sample": "blocks"},
-    # Our most faithful reading of the paper: all the training data, its TV weight,
-    # untransformed masks, composites only, L_BA with weight 1, soft backgrounds.
-    "faithful": {**_COMMON, "epochs": 5, "mask_epochs": 3, "adv_epochs": 5, "local_epochs": 3,
-                 "train_subset": 0, "val_size": 5000, "tv_weight": 0.1, "unet_width": 16,
+def _check_range(name: str, value: Any, meta: dict[str, Any]) -> None:
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise ParameterError(f"`{name}` must be one of {', '.join(meta['choices'])}, "
+                             f"got {value!r}")
+    if meta["minimum"] is not None and value < meta["minimum"]:
+        raise ParameterError(f"`{name}` must be at least {meta['minimum']}, got {value}")
+    if meta["maximum"] is not None and value > meta["maximum"]:
+        raise ParameterError(f"`{name}` must be at most {meta['maximum']}, got {value}")
+
+
+# Each preset as its differences from the defaults (``full``).
+PRESET_CHANGES: dict[str, dict[str, Any]] = {
+    # Fits about 2 minutes per method on 2 CPU cores: a subset and short stages. The choices
+    # it shares with ``full`` (made on the validation split) make learned masks tight
+    # (threshold, dilation like the test protocol's object region), keep clean accuracy (a
+    # clean share of each batch), and stop the generator collapsing to one flat grey
+    # background (a strong L_BA, binary backgrounds sampled from its output at several
+    # block sizes).
+    "quick": {"epochs": 2, "mask_epochs": 1, "adv_epochs": 2, "local_epochs": 1,
+              "train_subset": 10000, "val_size": 2000},
+    # bgbench's recommended full-scale setting: all the training data, longer stages.
+    "full": {},
+    # The most faithful reading of the paper: its TV weight, untransformed masks,
+    # composites only, L_BA with weight 1, soft backgrounds.
+    "faithful": {"mask_epochs": 3, "mask_lr": 1e-3, "tv_weight": 0.1, "unet_width": 16,
                  "mask_transform": "none", "mask_dilation": 0, "clean_fraction": 0.0,
                  "bg_weight": 1.0, "bg_sample": "none"},
 }
 
 
-def resolve(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The preset's options with the non-None ``overrides`` applied, checked."""
+def check_preset(preset: str) -> str:
+    """``preset`` if it names a preset; otherwise a ``ParameterError`` naming the choices."""
+    if preset in PRESET_ALIASES:
+        raise ParameterError(f"`preset` {preset!r} is not a preset: use 'full' (bgbench's "
+                             "recommended full-scale setting, the same values) or 'faithful' "
+                             "(the paper's setting as written)")
     if preset not in PRESETS:
-        raise UsageError(f"unknown preset {preset!r}; choose from {', '.join(PRESET_NAMES)}")
-    options = dict(PRESETS[preset])
-    for name, value in overrides.items():
-        if name not in OPTIONS:
-            raise UsageError(f"unknown training option {name!r}")
+        raise ParameterError(f"unknown `preset` {preset!r}; choose from {', '.join(PRESETS)}")
+    return preset
+
+
+def resolve(preset: str, overrides: dict[str, Any] | None = None) -> TrainOptions:
+    """The preset's options with the non-None ``overrides`` applied, checked."""
+    changes = dict(PRESET_CHANGES[check_preset(preset)])
+    names = {f.name for f in dataclasses.fields(TrainOptions)}
+    for name, value in (overrides or {}).items():
+        if name not in names:
+            raise ParameterError(f"unknown training option `{name}`; the options are "
+                                 f"{', '.join(sorted(names))}")
         if value is not None:
-            options[name] = OPTIONS[name].type(value)
-    for name, value in options.items():
-        check(name, value)
-    return options
+            changes[name] = value
+    return TrainOptions(**changes)
 
 
-def check(name: str, value: Any) -> None:
-    """Raise ``UsageError`` if ``value`` is not allowed for option ``name``."""
-    opt = OPTIONS[name]
-    flag = "--" + name.replace("_", "-")
-    if opt.choices is not None and value not in opt.choices:
-        raise UsageError(f"{flag} must be one of {', '.join(opt.choices)}, got {value!r}")
-    if opt.minimum is not None and value < opt.minimum:
-        raise UsageError(f"{flag} must be at least {opt.minimum}, got {value}")
-    if opt.maximum is not None and value > opt.maximum:
-        raise UsageError(f"{flag} must be at most {opt.maximum}, got {value}")
+def option_help() -> dict[str, tuple[type, dict[str, Any], str]]:
+    """For each option: its Python type, its metadata (help, choices, bounds) and its
+    default in every preset, as ``quick/full/faithful``."""
+    defaults = {p: resolve(p) for p in PRESETS}
+    return {f.name: ({"int": int, "float": float, "str": str}[f.type], dict(f.metadata),
+                     "/".join(str(getattr(defaults[p], f.name)) for p in PRESETS))
+            for f in dataclasses.fields(TrainOptions)}

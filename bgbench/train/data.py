@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bgbench.errors import UsageError
+from bgbench.errors import ParameterError
 
 
 @dataclass
@@ -29,8 +29,8 @@ class Split:
 def split_indices(n: int, val_size: int, seed: int) -> tuple[Tensor, Tensor]:
     """Validation and training indices of the fixed split of ``n`` training images."""
     if val_size >= n:
-        raise UsageError(f"--val-size {val_size} leaves no training images out of {n}; "
-                         "lower it")
+        raise ParameterError(f"`val_size` {val_size} leaves no training images out of {n}; "
+                             "lower it")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[:val_size], perm[val_size:]
 
@@ -47,8 +47,8 @@ def split(x: Tensor, y: Tensor, val_size: int, train_subset: int, seed: int) -> 
 def batch_order(n: int, batch_size: int, generator: torch.Generator) -> list[Tensor]:
     """A shuffled epoch of full global batches of indices (the last partial batch dropped)."""
     if n < batch_size:
-        raise UsageError(f"--batch-size {batch_size} exceeds the {n} training images; "
-                         "lower it")
+        raise ParameterError(f"`batch_size` {batch_size} exceeds the {n} training images; "
+                             "lower it")
     perm = torch.randperm(n, generator=generator)
     return list(perm[: (n // batch_size) * batch_size].split(batch_size))
 

@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from bgbench.errors import UsageError
+from bgbench.errors import ParameterError
 
 
 @dataclass
@@ -75,10 +75,10 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise UsageError("--device cuda was asked for but no CUDA GPU is available; "
-                             "use --device cpu")
+            raise ParameterError("`device` cuda was asked for but no CUDA GPU is available; "
+                                 "use cpu")
         return torch.device("cuda")
-    raise UsageError(f"--device must be cpu or cuda, got {name!r}")
+    raise ParameterError(f"`device` must be cpu or cuda, got {name!r}")
 
 
 def setup(device_name: str) -> Context:

@@ -1,82 +1,66 @@
-"""A small torch-side check of a trained classifier on the six test backgrounds.
+"""A trained run's torch classifier on clean images and the six test backgrounds, on the
+run's validation split or the test set (``bgbench score``).
 
-For reporting during development only (the ONNX harness, ``bgbench eval``, is the
-benchmark). By default it reads the test split, which training never uses for any choice; ``--on val``
-uses the run's held-out validation images instead (the split to tune presets on).
-
-    python -m bgbench.train.evaluate RUN_DIR [--on test|val] [--limit N]
+For choosing options on the validation split, which training holds out of every run;
+``bgbench eval`` on the exported ONNX model is the benchmark.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from bgbench.backgrounds import BACKGROUNDS, apply, background, pad, to_float
+from bgbench.errors import ParameterError
+from bgbench.train.accuracy import count_correct
 
-
-@torch.no_grad()
-def _accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 1000) -> float:
-    correct = 0
-    for lo in range(0, len(x), batch):
-        logits = model(torch.from_numpy(x[lo:lo + batch]))
-        correct += int((logits.argmax(1).numpy() == y[lo:lo + batch]).sum())
-    return correct / len(x)
+SPLITS = ("val", "test")
 
 
 def background_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray
                         ) -> dict[str, float]:
-    """Accuracy on clean ``uint8 [N, 28, 28]`` test images and with each of the six
-    backgrounds, plus ``background_average`` over the six."""
-    model.eval()
+    """Accuracy on clean ``uint8 [N, 28, 28]`` images and with each of the six backgrounds,
+    plus ``background_average`` over the six."""
+    y = torch.from_numpy(np.asarray(labels)).long()
     padded = pad(images)
-    result = {"clean": _accuracy(model, to_float(padded)[:, None], labels)}
+
+    def accuracy(x: np.ndarray) -> float:
+        return count_correct(model, torch.from_numpy(x), y) / len(y)
+
+    result = {"clean": accuracy(to_float(padded)[:, None])}
     for name in BACKGROUNDS:
-        result[name] = _accuracy(model, apply(padded, background(name)), labels)
+        result[name] = accuracy(apply(padded, background(name)))
     result["background_average"] = float(np.mean([result[n] for n in BACKGROUNDS]))
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Print the six-background accuracies of a run's classifier as JSON."""
+def score_run(run_dir: str | Path, on: str = "test", limit: int = 0,
+              data_root: str | Path | None = None) -> dict[str, Any]:
+    """``background_accuracy`` of a finished run's classifier on its validation images
+    (``on="val"``, the split it was trained without) or the test images, first ``limit``
+    only if given; with the run, split, method, dataset and image count."""
     from bgbench.data import load_numpy
-    from bgbench.errors import BgbenchError
-    from bgbench.train import load_classifier
+    from bgbench.train.data import split_indices
+    from bgbench.train.run import load_classifier
 
-    parser = argparse.ArgumentParser(prog="python -m bgbench.train.evaluate")
-    parser.add_argument("run_dir")
-    parser.add_argument("--on", choices=("test", "val"), default="test",
-                        help="test images, or the run's validation images (default: test)")
-    parser.add_argument("--limit", type=int, default=0, help="first N images (0: all)")
-    parser.add_argument("--data-root", default=None)
-    args = parser.parse_args(argv)
-    try:
-        model, config = load_classifier(args.run_dir)
-        if args.on == "test":
-            images, labels = load_numpy(config["dataset"], "test", args.data_root)
-        else:
-            from bgbench.train.data import split_indices
-
-            images, labels = load_numpy(config["dataset"], "train", args.data_root)
-            opts = config["options"]
-            val, _ = split_indices(len(labels), opts["val_size"], opts["split_seed"])
-            images, labels = images[val.numpy()], labels[val.numpy()]
-    except BgbenchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    if args.limit:
-        images, labels = images[:args.limit], labels[:args.limit]
+    if on not in SPLITS:
+        raise ParameterError(f"`on` must be one of {', '.join(SPLITS)}, got {on!r}")
+    if limit < 0:
+        raise ParameterError(f"`limit` must be non-negative (0: all), got {limit}")
+    model, config = load_classifier(run_dir)
+    if on == "test":
+        images, labels = load_numpy(config["dataset"], "test", data_root)
+    else:
+        images, labels = load_numpy(config["dataset"], "train", data_root)
+        opts = config["options"]
+        val, _ = split_indices(len(labels), opts["val_size"], opts["split_seed"])
+        images, labels = images[val.numpy()], labels[val.numpy()]
+    if limit:
+        images, labels = images[:limit], labels[:limit]
     result = background_accuracy(model, images, labels)
-    print(json.dumps({"run": args.run_dir, "on": args.on, "method": config["method"],
-                      "dataset": config["dataset"], "n": len(labels),
-                      **{k: round(v, 4) for k, v in result.items()}}))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return {"run": str(run_dir), "on": on, "method": config["method"],
+            "dataset": config["dataset"], "n": len(labels), **result}

@@ -12,60 +12,53 @@ from typing import Any
 import torch
 from torch import nn
 
-from bgbench.errors import BgbenchError, UsageError
+from bgbench.errors import BgbenchError, ParameterError
 from bgbench.fileio import write_json, write_text
 from bgbench.provenance import git_commit, package_versions
 from bgbench.train import config as cfg
 from bgbench.train import distributed
+from bgbench.train.checkpoint import StageCheckpoint, load_state
 from bgbench.train.data import split
-from bgbench.train.trainer import (
-    BACKGROUND_FILE,
-    CHECKPOINTS,
-    CLASSIFIER_FILE,
-    DONE,
-    MASK_FILE,
-    METRICS,
-    Trainer,
-    build_models,
-    load_checkpoint,
-    load_state,
-)
+from bgbench.train.stages import METHOD_STAGES, build_models
+from bgbench.train.trainer import CHECKPOINTS, DONE, METRICS, WEIGHT_FILES, Trainer
+from bgbench.vocab import DATASETS, DEFAULT_PRESET, METHODS, PRESET_ALIASES
 
 CONFIG = "config.json"
 # The keys that define what a run computes; a resume must match them exactly.
 IDENTITY = ("dataset", "method", "preset", "seed", "options")
 
 
-def make_config(dataset: str, method: str, preset: str = "paper", seed: int = 0,
+def make_config(dataset: str, method: str, preset: str = DEFAULT_PRESET, seed: int = 0,
                 overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The full, checked configuration of a run (every option resolved from the preset)."""
-    if dataset not in cfg.DATASETS and dataset != "synthetic":
-        raise UsageError(f"unknown dataset {dataset!r}; choose from {', '.join(cfg.DATASETS)}")
-    if method not in cfg.METHODS:
-        raise UsageError(f"unknown method {method!r}; choose from {', '.join(cfg.METHODS)}")
-    if seed < 0:
-        raise UsageError(f"--seed must be a non-negative integer, got {seed}")
+    """The full, checked configuration of a run (every option resolved from the preset),
+    as ``config.json`` records it."""
+    if dataset not in DATASETS and dataset != "synthetic":
+        raise ParameterError(f"unknown `dataset` {dataset!r}; choose from {', '.join(DATASETS)}")
+    if method not in METHODS:
+        raise ParameterError(f"unknown `method` {method!r}; choose from {', '.join(METHODS)}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ParameterError(f"`seed` must be a non-negative integer, got {seed!r}")
     return {"dataset": dataset, "method": method, "preset": preset, "seed": seed,
-            "options": cfg.resolve(preset, overrides or {}),
-            "stages": list(cfg.STAGES[method])}
+            "options": cfg.resolve(preset, overrides).as_dict(),
+            "stages": [stage.name for stage in METHOD_STAGES[method]]}
 
 
 def _prepare_dir(out: Path, config: dict[str, Any], resume: bool, force: bool,
                  ctx: distributed.Context) -> bool:
     """Make ``out`` ready; return False when a resumed run is already complete."""
     if resume and force:
-        raise UsageError("--resume and --force contradict each other; pass one")
+        raise ParameterError("`resume` and `force` contradict each other; pass one")
     exists = out.exists() and any(out.iterdir())
     if exists and not (resume or force):
-        raise UsageError(f"run directory {out} already exists; pass --resume to continue it "
-                         "or --force to start over")
+        raise ParameterError(f"run directory {out} already exists; pass `resume` to continue "
+                             "it or `force` to start over")
     if exists and resume:
         saved = read_config(out)
         diff = [k for k in IDENTITY if saved.get(k) != config.get(k)]
         if diff:
             detail = ", ".join(_describe(k, saved.get(k), config.get(k)) for k in diff)
-            raise UsageError(f"cannot resume {out}: it was started with different settings "
-                             f"({detail}); repeat its options or use --force")
+            raise ParameterError(f"cannot resume {out}: it was started with different "
+                                 f"settings ({detail}); repeat its options or pass `force`")
         if (out / DONE).exists():
             return False
         if ctx.is_main:
@@ -92,7 +85,7 @@ def _trim_metrics(out: Path) -> None:
         return
     done: dict[str, int] = {}
     for ckpt in (out / CHECKPOINTS).glob("*.pt"):
-        done[ckpt.stem] = load_checkpoint(ckpt)["epochs_done"]
+        done[ckpt.stem] = StageCheckpoint.load(ckpt).epochs_done
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     kept = [line for line in lines
             if json.loads(line)["epoch"] <= done.get(json.loads(line)["stage"], 0)]
@@ -101,17 +94,20 @@ def _trim_metrics(out: Path) -> None:
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
-    """A run's ``config.json``; missing or broken is an error naming the file."""
+    """A run's ``config.json``; missing or broken is an error naming the file. A preset
+    recorded under an alias (``paper``) reads as the preset it names (``full``)."""
     path = Path(run_dir) / CONFIG
     if not path.exists():
         raise BgbenchError(f"{path} not found: {run_dir} is not a training run directory "
                            "(train one with `bgbench train --out DIR`)")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
-        cfg.STAGES[config["method"]]  # noqa: B018 - a KeyError means an unknown method
-        config["options"]  # noqa: B018
-    except (ValueError, KeyError, TypeError) as err:
+        if config["method"] not in METHODS:
+            raise ValueError(f"unknown method {config['method']!r}")
+        cfg.TrainOptions.from_dict(config["options"])
+    except (ValueError, KeyError, TypeError, ParameterError) as err:
         raise BgbenchError(f"{path} is corrupt or not a bgbench config ({err})") from None
+    config["preset"] = PRESET_ALIASES.get(config.get("preset"), config.get("preset"))
     return config
 
 
@@ -129,15 +125,17 @@ def train(config: dict[str, Any], out: str | Path, *, device: str = "cpu",
     ctx = distributed.setup(device)
     try:
         if config["options"]["batch_size"] % ctx.world:
-            raise UsageError(f"--batch-size {config['options']['batch_size']} does not divide "
-                             f"over {ctx.world} processes; use a multiple of {ctx.world}")
+            raise ParameterError(f"`batch_size` {config['options']['batch_size']} does not "
+                                 f"divide over {ctx.world} processes; use a multiple of "
+                                 f"{ctx.world}")
         if not _prepare_dir(out, config, resume, force, ctx):
             if ctx.is_main and not quiet:
                 print(f"{out} is already complete ({DONE} exists); nothing to do")
             return None
         if tensors is None:
             if config["dataset"] == "synthetic":
-                raise UsageError("the synthetic dataset exists only for tests: pass tensors")
+                raise ParameterError("the synthetic dataset exists only for tests: pass "
+                                     "`tensors`")
             from bgbench.data.torch_data import load_tensors
 
             tensors = load_tensors(config["dataset"], "train", data_root)
@@ -156,8 +154,8 @@ def train(config: dict[str, Any], out: str | Path, *, device: str = "cpu",
 
 def _load_weights(model: nn.Module, path: Path) -> None:
     if not path.exists():
-        raise BgbenchError(f"{path} not found: the run is not finished (resume it with "
-                           "`bgbench train ... --resume`)")
+        raise BgbenchError(f"{path} not found: the run is not finished (resume its "
+                           "training)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
@@ -172,21 +170,24 @@ def load_classifier(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """The run's final classifier (rebuilt from ``config.json``, weights from
     ``classifier.pt``) in eval mode, and its config."""
     config = read_config(run_dir)
-    model = build_models(config)["classifier"]
-    _load_weights(model, Path(run_dir) / CLASSIFIER_FILE)
+    model = _networks(config)["classifier"]
+    _load_weights(model, Path(run_dir) / WEIGHT_FILES["classifier"])
     return model.eval(), config
 
 
 def load_generators(run_dir: str | Path) -> tuple[nn.Module | None, nn.Module | None]:
     """The run's mask generator and background generator in eval mode (None where its
     method has none)."""
-    config = read_config(run_dir)
-    models = build_models(config)
+    networks = _networks(read_config(run_dir))
     loaded: list[nn.Module | None] = []
-    for name, file in (("mask_generator", MASK_FILE), ("background_generator", BACKGROUND_FILE)):
-        model = models.get(name)
+    for name in ("mask_generator", "background_generator"):
+        model = networks.get(name)
         if model is not None:
-            _load_weights(model, Path(run_dir) / file)
+            _load_weights(model, Path(run_dir) / WEIGHT_FILES[name])
             model.eval()
         loaded.append(model)
     return loaded[0], loaded[1]
+
+
+def _networks(config: dict[str, Any]) -> dict[str, nn.Module]:
+    return build_models(config["method"], cfg.TrainOptions.from_dict(config["options"]))

@@ -29,6 +29,19 @@ def classifier_step(f: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tens
     return loss.detach(), logits.detach()
 
 
+def agcnn_local_step(branches: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor
+                     ) -> tuple[Tensor, Tensor]:
+    """AG-CNN's local stage: one step of the local branch and fusion head on the sum of the
+    fused and local cross-entropies (``branches`` returns global, local and fused logits);
+    returns the loss and the fused logits."""
+    _, local_logits, logits = branches(x)
+    loss = F.cross_entropy(logits, y) + F.cross_entropy(local_logits, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach(), logits.detach()
+
+
 def mask_loss(f: nn.Module, x: Tensor, y: Tensor, m: Tensor, area_limit: float,
               area_weight: float, tv_weight: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Stage-2 loss ``CE(f(x*m)) + w_A L_A(m) + w_TV TV(m)``: the total, the cross-entropy,

@@ -1,0 +1,371 @@
+"""The stages of training, each one object, and the methods as ordered tuples of stages.
+
+A stage says which networks it needs, which of them it trains (and checkpoints), which
+option counts its epochs, how it builds its optimizers, and how it runs one epoch and
+validates. The trainer loops over a method's stages and knows none of them by name.
+
+- ``classifier``: stage 1, the classifier f on clean images (cross-entropy).
+- ``mask``: stage 2, the mask generator f_m with f frozen: ``CE(f(x*m)) + w_A L_A + w_TV TV``.
+- ``adversarial``: stage 3, f on composites ``m*x + (1-m)*b`` alternating with steps of the
+  background generator f_b maximising ``CE - w_BA L_BA`` (or noise backgrounds); the mask is
+  ``T(f_m(x))`` (optionally dilated) or the dilated foreground. With ``bg_sample`` other
+  than ``none`` the classifier sees binary backgrounds drawn with f_b's output as
+  probabilities (per pixel or per block).
+- ``global`` / ``local``: AG-CNN's global branch, then its local branch and fusion head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from torch import Tensor, nn
+
+from bgbench.models import AGCNN, MaskUNet, TiledBackgroundGenerator, VGGClassifier
+from bgbench.ops import composite
+from bgbench.train import masks as masklib
+from bgbench.train.accuracy import EVAL_BATCH
+from bgbench.train.config import TrainOptions
+from bgbench.train.meters import Meters
+from bgbench.train.steps import (
+    adversarial_classifier_step,
+    agcnn_local_step,
+    classifier_step,
+    generator_step,
+    mask_loss,
+    mask_step,
+    sample_background,
+)
+
+if TYPE_CHECKING:
+    from bgbench.train.trainer import Trainer
+
+VALIDATION_NOISE_SEED = 20240607
+
+Networks = dict[str, nn.Module]
+Validation = tuple[float, dict[str, float]]
+
+
+def vgg_classifier(opts: TrainOptions) -> nn.Module:
+    """The paper's classifier f."""
+    return VGGClassifier()
+
+
+def agcnn_classifier(opts: TrainOptions) -> nn.Module:
+    """AG-CNN: global branch, attention crop, local branch and fusion head."""
+    return AGCNN(opts.attention_threshold, opts.cc_iterations)
+
+
+def mask_generator(opts: TrainOptions) -> nn.Module:
+    """The mask generator f_m."""
+    return MaskUNet(opts.unet_width)
+
+
+def background_generator(opts: TrainOptions) -> nn.Module:
+    """The background generator f_b."""
+    return TiledBackgroundGenerator(opts.gen_width)
+
+
+class _Branches(nn.Module):
+    """Exposes AG-CNN's three logits through ``forward`` so DDP can wrap the local stage."""
+
+    def __init__(self, model: AGCNN) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.model.branches(x)
+
+
+def _adam(params, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=lr)
+
+
+def _unfrozen(module: nn.Module) -> nn.Module:
+    return module.requires_grad_(True)
+
+
+def _supervised_epoch(t: Trainer, model: nn.Module, opt: torch.optim.Optimizer,
+                      step: Callable[..., tuple[Tensor, Tensor]], generator: torch.Generator,
+                      desc: str) -> dict[str, float]:
+    """Cross-entropy steps on clean images (``step`` returns the loss and the logits)."""
+    model.train()
+    meters = Meters("train_loss", "train_acc")
+    batches = t.batches(generator)
+    for idx in t.progress.iterate(batches, desc):
+        x, y = t.inputs(idx, generator)
+        loss, logits = step(model, opt, x, y)
+        n = y.shape[0]
+        meters.add(n, train_loss=loss.item() * n, train_acc=(logits.argmax(1) == y).sum().item())
+        running = meters.running()
+        t.progress.postfix(loss=running["train_loss"], acc=running["train_acc"])
+    return t.finish(meters, batches)
+
+
+@dataclass(frozen=True)
+class OneNetworkStage:
+    """A stage that trains one network (``network``, built by ``build``) with one Adam
+    optimizer at the learning rate option ``lr_option``, for ``epochs_option`` epochs.
+    Subclasses add ``epoch`` and ``validate``."""
+
+    name: str
+    epochs_option: str
+    network: str
+    build: Callable[[TrainOptions], nn.Module]
+    lr_option: str
+
+    def networks(self) -> dict[str, Callable[[TrainOptions], nn.Module]]:
+        """The networks this stage needs, by name, with how to build each."""
+        return {self.network: self.build}
+
+    def modules(self, models: Networks) -> tuple[str, ...]:
+        """The networks this stage trains and checkpoints."""
+        return (self.network,)
+
+    def trained(self, models: Networks) -> nn.Module:
+        """The module the stage's epochs run through (the trainer wraps it for DDP)."""
+        return models[self.network]
+
+    def optimizers(self, models: Networks, opts: TrainOptions) -> list[torch.optim.Optimizer]:
+        """Unfreeze the stage's parameters and return its optimizers."""
+        return [_adam(_unfrozen(self.trained(models)).parameters(),
+                      getattr(opts, self.lr_option))]
+
+
+@dataclass(frozen=True)
+class ClassifierStage(OneNetworkStage):
+    """Stage 1: the classifier on clean images."""
+
+    name: str = "classifier"
+    epochs_option: str = "epochs"
+    network: str = "classifier"
+    build: Callable[[TrainOptions], nn.Module] = vgg_classifier
+    lr_option: str = "lr"
+    step: Callable[..., tuple[Tensor, Tensor]] = classifier_step
+
+    def epoch(self, t: Trainer, model: nn.Module, optimizers: list[torch.optim.Optimizer],
+              generator: torch.Generator, desc: str) -> dict[str, float]:
+        """One epoch; its training metrics by name."""
+        return _supervised_epoch(t, model, optimizers[0], self.step, generator, desc)
+
+    def scored(self, models: Networks) -> nn.Module:
+        """The network whose clean validation accuracy scores the epoch."""
+        return self.trained(models)
+
+    def validate(self, t: Trainer) -> Validation:
+        """The score that picks the best epoch, and the validation metrics."""
+        return t.validate_clean(self.scored(t.models))
+
+
+@dataclass(frozen=True)
+class AGCNNGlobalStage(ClassifierStage):
+    """AG-CNN's global branch on clean images."""
+
+    name: str = "global"
+    build: Callable[[TrainOptions], nn.Module] = agcnn_classifier
+
+    def trained(self, models: Networks) -> nn.Module:
+        return models["classifier"].global_branch
+
+
+@dataclass(frozen=True)
+class AGCNNLocalStage(AGCNNGlobalStage):
+    """AG-CNN's local branch and fusion head, on the fused and local cross-entropies."""
+
+    name: str = "local"
+    epochs_option: str = "local_epochs"
+    step: Callable[..., tuple[Tensor, Tensor]] = agcnn_local_step
+
+    def trained(self, models: Networks) -> nn.Module:
+        return _Branches(models["classifier"])
+
+    def scored(self, models: Networks) -> nn.Module:
+        return models["classifier"]
+
+    def optimizers(self, models: Networks, opts: TrainOptions) -> list[torch.optim.Optimizer]:
+        f = models["classifier"]
+        params = [*_unfrozen(f.local_branch).parameters(), *_unfrozen(f.fusion).parameters()]
+        return [_adam(params, opts.lr)]
+
+
+@dataclass(frozen=True)
+class MaskStage(OneNetworkStage):
+    """Stage 2: the mask generator against the frozen classifier."""
+
+    name: str = "mask"
+    epochs_option: str = "mask_epochs"
+    network: str = "mask_generator"
+    build: Callable[[TrainOptions], nn.Module] = mask_generator
+    lr_option: str = "mask_lr"
+
+    def epoch(self, t: Trainer, model: nn.Module, optimizers: list[torch.optim.Optimizer],
+              generator: torch.Generator, desc: str) -> dict[str, float]:
+        f, o = t.models["classifier"], t.opts
+        model.train()
+        f.eval()
+        meters = Meters("train_loss", "train_ce", "train_acc", "mask_area")
+        batches = t.batches(generator)
+        for idx in t.progress.iterate(batches, desc):
+            x, y = t.inputs(idx, generator)
+            loss, ce, logits, area = mask_step(model, f, optimizers[0], x, y, o.area_limit,
+                                               o.area_weight, o.tv_weight)
+            n = y.shape[0]
+            meters.add(n, train_loss=loss.item() * n, train_ce=ce.item() * n,
+                       train_acc=(logits.argmax(1) == y).sum().item(),
+                       mask_area=area.sum().item())
+            running = meters.running()
+            t.progress.postfix(loss=running["train_loss"], acc=running["train_acc"],
+                               area=running["mask_area"])
+        return t.finish(meters, batches)
+
+    @torch.no_grad()
+    def validate(self, t: Trainer) -> Validation:
+        """Score: minus the validation stage-2 loss (with the untransformed mask)."""
+        fm = t.models["mask_generator"].eval()
+        f = t.models["classifier"].eval()
+        o = t.opts
+        meters = Meters("val_loss", "val_acc", "val_mask_area", "val_acc_transformed",
+                        "val_mask_area_transformed")
+        for lo, hi in t.val_chunks():
+            x, y = t.data.x_val[lo:hi], t.data.y_val[lo:hi]
+            m = fm(x)
+            loss, _, logits, area = mask_loss(f, x, y, m, o.area_limit, o.area_weight,
+                                              o.tv_weight)
+            mask = masklib.transform_mask(m, o.mask_transform, o.area_limit)
+            n = hi - lo
+            meters.add(n, val_loss=loss.item() * n,
+                       val_acc=(logits.argmax(1) == y).sum().item(),
+                       val_mask_area=area.sum().item(),
+                       val_acc_transformed=(f(x * mask).argmax(1) == y).sum().item(),
+                       val_mask_area_transformed=mask.mean(dim=(1, 2, 3)).sum().item())
+        metrics = meters.averages(t.ctx)
+        return -metrics["val_loss"], {k: round(v, 6) for k, v in metrics.items()}
+
+
+@dataclass(frozen=True)
+class AdversarialStage:
+    """Stage 3: the classifier on composites with the stage-3 masks, against backgrounds
+    from the background generator (trained alongside) or from noise."""
+
+    masks: Literal["learned", "true"] = "learned"
+    backgrounds: Literal["generator", "noise"] = "generator"
+    name: str = "adversarial"
+    epochs_option: str = "adv_epochs"
+
+    def networks(self) -> dict[str, Callable[[TrainOptions], nn.Module]]:
+        nets = {"classifier": vgg_classifier}
+        if self.backgrounds == "generator":
+            nets["background_generator"] = background_generator
+        return nets
+
+    def modules(self, models: Networks) -> tuple[str, ...]:
+        return tuple(self.networks())
+
+    def trained(self, models: Networks) -> nn.Module:
+        return models["classifier"]
+
+    def optimizers(self, models: Networks, opts: TrainOptions) -> list[torch.optim.Optimizer]:
+        opts_ = [_adam(_unfrozen(models["classifier"]).parameters(), opts.lr)]
+        if self.backgrounds == "generator":
+            opts_.append(_adam(_unfrozen(models["background_generator"]).parameters(),
+                               opts.gen_lr))
+        return opts_
+
+    @torch.no_grad()
+    def _compute_masks(self, t: Trainer, x: Tensor) -> Tensor:
+        """The stage-3 mask of every image in ``x``: ``T(f_m(x))`` dilated, or the true
+        mask."""
+        if self.masks == "true":
+            return torch.cat([masklib.true_mask(c) for c in x.split(EVAL_BATCH)])
+        fm, o = t.models["mask_generator"].eval(), t.opts
+        return torch.cat([masklib.stage3_mask(fm(c), o.mask_transform, o.area_limit,
+                                              o.mask_dilation) for c in x.split(EVAL_BATCH)])
+
+    def _masks(self, t: Trainer, split: Literal["train", "val"]) -> Tensor:
+        x = t.data.x_train if split == "train" else t.data.x_val
+        return t.cached(f"{self.name} masks {split}", lambda: self._compute_masks(t, x))
+
+    def epoch(self, t: Trainer, model: nn.Module, optimizers: list[torch.optim.Optimizer],
+              generator: torch.Generator, desc: str) -> dict[str, float]:
+        f, o, ctx = t.models["classifier"], t.opts, t.ctx
+        fb = t.models["background_generator"] if self.backgrounds == "generator" else None
+        f.train()
+        train_masks = self._masks(t, "train")
+        meters = Meters("train_loss", "train_acc", "generator_ce", "mask_area",
+                        "background_mean")
+        batches = t.batches(generator)
+        for idx in t.progress.iterate(batches, desc):
+            if fb is not None:
+                noise = fb.sample_noise(idx.shape[0], generator)
+            else:
+                noise = masklib.noise_backgrounds(idx.shape[0], o.noise_kind, o.noise_rate,
+                                                  generator)
+            noise = ctx.shard(noise).to(ctx.device)
+            clean = ctx.shard(torch.rand(idx.shape[0], generator=generator)
+                              < o.clean_fraction).to(ctx.device)
+            x, y = t.inputs(idx, generator)
+            m = train_masks[ctx.shard(idx).to(ctx.device)]
+            m = torch.where(clean[:, None, None, None], torch.ones_like(m), m)
+            if fb is not None:
+                with torch.no_grad():
+                    b = fb(noise)
+                b = sample_background(b, t.uniforms(b, generator))
+            else:
+                b = noise
+            loss, logits, area, bg_mean = adversarial_classifier_step(model, optimizers[0], x,
+                                                                      y, m, b)
+            gen_ce = torch.zeros(())
+            for _ in range(o.gen_steps if fb is not None else 0):
+                gen_ce = generator_step(f, fb, optimizers[1], x, y, m, noise,
+                                        t.uniforms(b, generator), o.bg_limit, o.bg_weight,
+                                        ctx.average_gradients)
+            n = y.shape[0]
+            meters.add(n, train_loss=loss.item() * n,
+                       train_acc=(logits.argmax(1) == y).sum().item(),
+                       generator_ce=gen_ce.item() * n, mask_area=area.sum().item(),
+                       background_mean=bg_mean.sum().item())
+            running = meters.running()
+            t.progress.postfix(loss=running["train_loss"], acc=running["train_acc"],
+                               bg=running["background_mean"])
+        return t.finish(meters, batches)
+
+    def validate(self, t: Trainer) -> Validation:
+        """Score: the mean of clean accuracy and accuracy on composites with fixed
+        uniform-noise backgrounds (the run's own masks), both on the validation split."""
+        f = t.models["classifier"]
+        val_masks = self._masks(t, "val")
+        noise = masklib.noise_backgrounds(t.data.x_val.shape[0], "uniform", 0.5,
+                                          torch.Generator().manual_seed(VALIDATION_NOISE_SEED))
+        noise = noise.to(t.ctx.device)
+
+        def with_noise(lo: int, hi: int, x: Tensor) -> Tensor:
+            return composite(x, val_masks[lo:hi], noise[lo:hi])[0]
+
+        clean = t.accuracy(f, t.data.x_val, t.data.y_val)
+        noisy = t.accuracy(f, t.data.x_val, t.data.y_val, with_noise)
+        return (clean + noisy) / 2, {"val_acc": clean, "val_acc_noise": noisy}
+
+
+Stage = OneNetworkStage | AdversarialStage
+
+# Each method's stages, in the order they run.
+METHOD_STAGES: dict[str, tuple[Stage, ...]] = {
+    "traditional": (ClassifierStage(),),
+    "attention": (AGCNNGlobalStage(), AGCNNLocalStage()),
+    "proposal": (ClassifierStage(), MaskStage(), AdversarialStage()),
+    "truemask": (ClassifierStage(), AdversarialStage(masks="true")),
+    "noisebg": (ClassifierStage(), MaskStage(), AdversarialStage(backgrounds="noise")),
+}
+
+
+def build_models(method: str, opts: TrainOptions) -> Networks:
+    """The networks ``method``'s stages use, by name, built in stage order (so the same
+    seed gives the same initial weights)."""
+    builders: dict[str, Callable[[TrainOptions], nn.Module]] = {}
+    for stage in METHOD_STAGES[method]:
+        for name, build in stage.networks().items():
+            if builders.setdefault(name, build) is not build:
+                raise ValueError(f"stages of {method!r} need different {name} networks")
+    return {name: build(opts) for name, build in builders.items()}

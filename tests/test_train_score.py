@@ -1,0 +1,41 @@
+"""``bgbench score``: a run's classifier on its validation split or the test set, counted by
+the trainer's own accuracy loop."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bgbench.cli import main
+from bgbench.train import make_config, train
+
+pytestmark = [pytest.mark.realdata, pytest.mark.usefixtures("one_torch_thread")]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, real_data_root):
+    run = tmp_path_factory.mktemp("score") / "run"
+    config = make_config("mnist", "traditional", "quick", overrides={
+        "train_subset": 300, "val_size": 200, "epochs": 1, "batch_size": 50})
+    done = train(config, run, quiet=True, data_root=str(real_data_root))
+    return run, done
+
+
+def test_clean_validation_accuracy_is_the_trainers(run_dir, capsys):
+    run, done = run_dir
+    assert main(["score", str(run), "--on", "val"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 200 and result["on"] == "val" and result["method"] == "traditional"
+    assert result["clean"] == pytest.approx(done["val_accuracy"], abs=1e-4)
+    assert set(result) >= {"stripes", "board", "border", "circles", "clock", "random",
+                           "background_average"}
+
+
+def test_test_split_and_limit(run_dir, capsys):
+    run, _ = run_dir
+    assert main(["score", str(run), "--on", "test", "--limit", "100"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 100 and 0.0 <= result["background_average"] <= 1.0
+    assert main(["score", str(run), "--limit", "-1"]) == 2
+    assert "--limit must be non-negative" in capsys.readouterr().err
