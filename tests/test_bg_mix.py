@@ -1,4 +1,3 @@
-import json
 
 import numpy as np
 import pytest
@@ -7,6 +6,7 @@ from torch import nn
 
 from bgbench import extended
 from bgbench.train import bg_mix as M
+from bgbench.train.evaluate import extended_accuracy, score_run
 
 
 def binary_and_soft(n: int = 64, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,26 +100,23 @@ def test_extended_accuracy_per_set():
     images = np.zeros((4, 28, 28), np.uint8)
     images[:, 10:18, 12:16] = 255
     labels = np.zeros(4, np.int64)  # dark images: class 0 on clean
-    result = M.extended_accuracy(Brightness(), images, labels)
+    result = extended_accuracy(Brightness(), images, labels)
     assert set(result) == {*extended.NAMES, "extended_background_average",
                            "extended_photometric_average"}
     assert result["grey-0.25"] == 1.0 and result["grey-0.75"] == 0.0
     assert result["brightness"] == 0.0 and result["haze"] == 0.0 and result["contrast"] == 1.0
     assert result["extended_photometric_average"] == pytest.approx(1 / 3)
-    with pytest.raises(ValueError, match="28, 28"):
-        M.extended_accuracy(Brightness(), np.zeros((2, 32, 32), np.uint8), labels[:2])
 
 
 @pytest.mark.realdata
 @pytest.mark.slow
-def test_main_reads_the_validation_split(real_data_root, tmp_path, capsys):
+def test_score_reads_the_validation_split_with_the_extended_suite(real_data_root, tmp_path):
     from bgbench.train import make_config, train
 
     config = make_config("mnist", "traditional", "quick", seed=0,
                          overrides={"epochs": 1, "train_subset": 256, "val_size": 64,
                                     "batch_size": 64})
     train(config, tmp_path / "run", data_root=real_data_root, quiet=True)
-    assert M.main([str(tmp_path / "run"), "--data-root", str(real_data_root)]) == 0
-    line = json.loads(capsys.readouterr().out)
+    line = score_run(tmp_path / "run", on="val", data_root=real_data_root, suite="extended")
     assert line["on"] == "val" and line["n"] == 64
     assert all(0 <= line[n] <= 1 for n in (*extended.NAMES, "clean", "stripes"))

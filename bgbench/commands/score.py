@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the run's validation images or the test images (default: val)")
     p.add_argument("--limit", type=int, default=0, metavar="N",
                    help="the first N images only (default 0: all)")
+    p.add_argument("--suite", choices=("paper", "extended"), default="paper",
+                   help="the paper's six backgrounds, or those and the extended suite "
+                   "(default: paper)")
     add_data_root_argument(p)
     p.set_defaults(func=run)
 
@@ -31,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from bgbench.train.evaluate import score_run
 
     try:
-        result = score_run(args.run_dir, args.on, args.limit, args.data_root)
+        result = score_run(args.run_dir, args.on, args.limit, args.data_root, args.suite)
     except ParameterError as err:
         raise err.for_command_line() from None
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v

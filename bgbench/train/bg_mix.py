@@ -1,5 +1,4 @@
-"""A stage-3 training option: backgrounds that span binary patterns and grey levels, and the
-validation check its choices are made with.
+"""A stage-3 training option: backgrounds that span binary patterns and grey levels.
 
 ``mix_backgrounds`` replaces each sample of f_b's binary backgrounds, independently, by f_b's
 soft output (with probability ``soft_share``), by a random smooth grey field (``grey_share``),
@@ -8,27 +7,19 @@ bilinearly to the image size, with ``g`` drawn from ``grids`` per sample (``g = 
 constant level). With both shares 0, the default, it returns the binary backgrounds themselves
 and draws nothing from the generator, so training stays bit-identical.
 
-``extended_accuracy`` and ``python -m bgbench.train.bg_mix RUN_DIR`` measure a trained
-classifier on the run's held-out **validation** images under the extended suite's generators
-(and the paper's six backgrounds), never on a test set: the split to choose the shares on.
-The grey fields overlap the extended suite's grey, ramp-like and smooth backgrounds by design,
-so that suite measures coverage of the family trained on, not generalisation beyond it.
+The shares are chosen on the validation split with ``bgbench score RUN --on val --suite
+extended`` (never on a test set). The grey fields overlap the extended suite's grey,
+ramp-like and smooth backgrounds by design, so that suite measures coverage of the family
+trained on, not generalisation beyond it.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-
-from bgbench import extended
-from bgbench.backgrounds import foreground, pad
+from torch import Tensor
 
 BINARY, SOFT, GREY = 0, 1, 2
 GREY_GRIDS: tuple[int, ...] = (1, 2, 4, 8)
@@ -103,71 +94,3 @@ def _check_shares(soft_share: float, grey_share: float) -> None:
     if soft_share + grey_share > 1.0:
         raise ValueError(f"soft_share + grey_share must be at most 1 (the rest stays binary), "
                          f"got {soft_share} + {grey_share}")
-
-
-@torch.no_grad()
-def _accuracy(model: nn.Module, images_u8: np.ndarray, labels: np.ndarray, batch: int) -> float:
-    correct = 0
-    for lo in range(0, len(labels), batch):
-        x = torch.from_numpy(images_u8[lo:lo + batch, None].astype(np.float32) / np.float32(255))
-        correct += int((model(x).argmax(1).numpy() == labels[lo:lo + batch]).sum())
-    return correct / len(labels)
-
-
-def extended_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray,
-                      batch: int = 1000) -> dict[str, float]:
-    """Accuracy of a 32x32 classifier on ``uint8 [N, 28, 28]`` images under every extended set,
-    plus ``extended_background_average`` and ``extended_photometric_average``."""
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise ValueError(f"images must be uint8 [N, 28, 28], got {images.dtype} {list(images.shape)}")
-    model.eval()
-    padded = np.ascontiguousarray(pad(images))
-    mask = foreground(padded)
-    result = {name: _accuracy(model, extended.extended_test_set(name, padded, mask), labels, batch)
-              for name in extended.NAMES}
-    result["extended_background_average"] = float(
-        np.mean([result[n] for n in extended.BACKGROUND_SETS]))
-    result["extended_photometric_average"] = float(
-        np.mean([result[n] for n in extended.PHOTOMETRIC_SETS]))
-    return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Print a run's validation accuracy (clean, six backgrounds, extended suite) as JSON."""
-    from bgbench.data import load_numpy
-    from bgbench.errors import BgbenchError
-    from bgbench.train import load_classifier
-    from bgbench.train.data import split_indices
-    from bgbench.train.evaluate import background_accuracy
-
-    parser = argparse.ArgumentParser(
-        prog="python -m bgbench.train.bg_mix",
-        description="A run's classifier on its validation images: clean, the paper's six "
-                    "backgrounds and the extended suite.")
-    parser.add_argument("run_dir")
-    parser.add_argument("--limit", type=int, default=0, help="first N validation images (0: all)")
-    parser.add_argument("--data-root", default=None)
-    args = parser.parse_args(argv)
-    if args.limit < 0:
-        parser.error(f"--limit must be >= 0, got {args.limit}")
-    try:
-        model, config = load_classifier(args.run_dir)
-        images, labels = load_numpy(config["dataset"], "train", args.data_root)
-        opts = config["options"]
-        val, _ = split_indices(len(labels), opts["val_size"], opts["split_seed"])
-        images, labels = images[val.numpy()], labels[val.numpy()]
-    except BgbenchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    if args.limit:
-        images, labels = images[:args.limit], labels[:args.limit]
-    result = {**background_accuracy(model, images, labels),
-              **extended_accuracy(model, images, labels)}
-    print(json.dumps({"run": args.run_dir, "on": "val", "method": config["method"],
-                      "dataset": config["dataset"], "n": len(labels),
-                      **{k: round(v, 4) for k, v in result.items()}}))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -70,6 +70,12 @@ class TrainOptions:
     gen_steps: int = _option(1, "generator steps per classifier step in stage 3", minimum=1)
     clean_fraction: float = _option(0.1, "share of each stage-3 batch left clean (mask 1)",
                                     minimum=0, maximum=1)
+    soft_share: float = _option(0.0, "stage 3: share of the classifier's backgrounds taken as "
+                                "f_b's soft output instead of a binary sample", minimum=0,
+                                maximum=1)
+    grey_share: float = _option(0.0, "stage 3: share of the classifier's backgrounds replaced "
+                                "by a random smooth grey field (a 1/2/4/8-cell grid of uniform "
+                                "levels, upsampled)", minimum=0, maximum=1)
     noise_kind: str = _option("uniform", "noisebg: background noise", choices=NOISE_KINDS)
     noise_rate: float = _option(0.5, "noisebg: probability of a set pixel for bernoulli noise",
                                 minimum=0, maximum=1)
@@ -79,6 +85,9 @@ class TrainOptions:
                                  "components", minimum=1)
 
     def __post_init__(self) -> None:
+        if self.soft_share + self.grey_share > 1:
+            raise ParameterError(f"`soft_share` + `grey_share` must be at most 1 (the rest stays "
+                                 f"binary), got {self.soft_share} + {self.grey_share}")
         for f in dataclasses.fields(self):
             value = _typed(f.name, f.type, getattr(self, f.name))
             object.__setattr__(self, f.name, value)
@@ -92,6 +101,7 @@ class TrainOptions:
     def from_dict(cls, values: dict[str, Any]) -> TrainOptions:
         """The options of a ``config.json``; an unknown or missing name is an error."""
         names = {f.name for f in dataclasses.fields(cls)}
+        values = {**OFF_WHEN_ABSENT, **values}
         unknown = sorted(set(values) - names)
         missing = sorted(names - set(values))
         if unknown or missing:
@@ -99,6 +109,11 @@ class TrainOptions:
                                  f"(unknown: {', '.join(unknown) or 'none'}; missing: "
                                  f"{', '.join(missing) or 'none'})")
         return cls(**values)
+
+
+# Options a config.json may lack: these values switch them off, so such a config still
+# describes the run it made.
+OFF_WHEN_ABSENT: dict[str, Any] = {"soft_share": 0.0, "grey_share": 0.0}
 
 
 def _typed(name: str, kind: str, value: Any) -> Any:

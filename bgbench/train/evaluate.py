@@ -1,5 +1,6 @@
-"""A trained run's torch classifier on clean images and the six test backgrounds, on the
-run's validation split or the test set (``bgbench score``).
+"""A trained run's torch classifier on clean images and the six test backgrounds (and the
+extended suite, on request), on the run's validation split or the test set (``bgbench
+score``).
 
 For choosing options on the validation split, which training holds out of every run;
 ``bgbench eval`` on the exported ONNX model is the benchmark.
@@ -14,11 +15,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from bgbench.backgrounds import BACKGROUNDS, apply, background, pad, to_float
+from bgbench import extended
+from bgbench.backgrounds import BACKGROUNDS, apply, background, foreground, pad, to_float
 from bgbench.errors import ParameterError
 from bgbench.train.accuracy import count_correct
 
 SPLITS = ("val", "test")
+SUITES = ("paper", "extended")
 
 
 def background_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray
@@ -38,17 +41,37 @@ def background_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray
     return result
 
 
+def extended_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray
+                      ) -> dict[str, float]:
+    """Accuracy on ``uint8 [N, 28, 28]`` images under every extended-suite set, plus
+    ``extended_background_average`` and ``extended_photometric_average``."""
+    y = torch.from_numpy(np.asarray(labels)).long()
+    padded = np.ascontiguousarray(pad(images))
+    mask = foreground(padded)
+    result = {}
+    for name in extended.NAMES:
+        x = to_float(extended.extended_test_set(name, padded, mask))[:, None]
+        result[name] = count_correct(model, torch.from_numpy(x), y) / len(y)
+    for key, names in (("extended_background_average", extended.BACKGROUND_SETS),
+                       ("extended_photometric_average", extended.PHOTOMETRIC_SETS)):
+        result[key] = float(np.mean([result[n] for n in names]))
+    return result
+
+
 def score_run(run_dir: str | Path, on: str = "test", limit: int = 0,
-              data_root: str | Path | None = None) -> dict[str, Any]:
+              data_root: str | Path | None = None, suite: str = "paper") -> dict[str, Any]:
     """``background_accuracy`` of a finished run's classifier on its validation images
     (``on="val"``, the split it was trained without) or the test images, first ``limit``
-    only if given; with the run, split, method, dataset and image count."""
+    only if given; with the run, split, method, dataset and image count. ``suite="extended"``
+    adds ``extended_accuracy``."""
     from bgbench.data import load_numpy
     from bgbench.train.data import split_indices
     from bgbench.train.run import load_classifier
 
     if on not in SPLITS:
         raise ParameterError(f"`on` must be one of {', '.join(SPLITS)}, got {on!r}")
+    if suite not in SUITES:
+        raise ParameterError(f"`suite` must be one of {', '.join(SUITES)}, got {suite!r}")
     if limit < 0:
         raise ParameterError(f"`limit` must be non-negative (0: all), got {limit}")
     model, config = load_classifier(run_dir)
@@ -62,5 +85,7 @@ def score_run(run_dir: str | Path, on: str = "test", limit: int = 0,
     if limit:
         images, labels = images[:limit], labels[:limit]
     result = background_accuracy(model, images, labels)
+    if suite == "extended":
+        result.update(extended_accuracy(model, images, labels))
     return {"run": str(run_dir), "on": on, "method": config["method"],
             "dataset": config["dataset"], "n": len(labels), **result}

@@ -104,7 +104,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
         config = json.loads(path.read_text(encoding="utf-8"))
         if config["method"] not in METHODS:
             raise ValueError(f"unknown method {config['method']!r}")
-        cfg.TrainOptions.from_dict(config["options"])
+        config["options"] = cfg.TrainOptions.from_dict(config["options"]).as_dict()
     except (ValueError, KeyError, TypeError, ParameterError) as err:
         raise BgbenchError(f"{path} is corrupt or not a bgbench config ({err})") from None
     config["preset"] = PRESET_ALIASES.get(config.get("preset"), config.get("preset"))

@@ -27,6 +27,7 @@ from bgbench.models import AGCNN, MaskUNet, TiledBackgroundGenerator, VGGClassif
 from bgbench.ops import composite
 from bgbench.train import masks as masklib
 from bgbench.train.accuracy import EVAL_BATCH
+from bgbench.train.bg_mix import apply_mix, draw_mix
 from bgbench.train.config import TrainOptions
 from bgbench.train.meters import Meters
 from bgbench.train.steps import (
@@ -310,8 +311,12 @@ class AdversarialStage:
             m = torch.where(clean[:, None, None, None], torch.ones_like(m), m)
             if fb is not None:
                 with torch.no_grad():
-                    b = fb(noise)
-                b = sample_background(b, t.uniforms(b, generator))
+                    soft = fb(noise)
+                b = sample_background(soft, t.uniforms(soft, generator))
+                mix = draw_mix(idx.shape[0], soft.shape[-1], generator, o.soft_share,
+                               o.grey_share)
+                if mix is not None:
+                    b = apply_mix(b, soft, mix.rows(ctx.shard(torch.arange(idx.shape[0]))))
             else:
                 b = noise
             loss, logits, area, bg_mean = adversarial_classifier_step(model, optimizers[0], x,
