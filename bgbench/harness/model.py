@@ -189,11 +189,15 @@ def _layout_and_size(path: Path, name: str, dims: list, layout: str) -> tuple[st
         image, channels = _spatial(la, dims)
         if any(isinstance(c, int) and c != 1 for c in channels):
             continue
-        if la == "flat":
-            fitting.append(la)
-        elif image[0] == image[1] or not all(isinstance(d, int) for d in image):
+        # A side of 1 is a channel axis, never an image side.
+        if any(isinstance(d, int) and d <= 1 for d in image):
+            continue
+        if la == "flat" or image[0] == image[1] or not all(isinstance(d, int) for d in image):
             fitting.append(la)
     if not fitting:
+        if layout != "auto":
+            raise BgbenchError(f"{path}: {shape}, which is not {layout}; the harness accepts "
+                               f"{accepted}")
         channels = [c for la in candidates for c in _spatial(la, dims)[1] if isinstance(c, int)]
         hint = (f" (the test images are grayscale: {channels[0]} channels cannot be fed)"
                 if channels and all(c > 1 for c in channels) else "")
