@@ -194,7 +194,8 @@ class Scorer:
                                f"{fed}; it must be [batch, classes]")
         if logits.shape[1] != self.num_classes:
             raise BgbenchError(f"{where}: output has {logits.shape[1]} classes but "
-                               f"{self.dataset} has {self.num_classes}; is this a model for another dataset?")
+                               f"{self.dataset} has {self.num_classes}; is this a model for "
+                               "another dataset?")
         if not np.issubdtype(logits.dtype, np.number):
             raise BgbenchError(f"{where}: output is {logits.dtype}, not numbers")
         finite = np.isfinite(logits).all(axis=1)

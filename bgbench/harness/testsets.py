@@ -22,7 +22,7 @@ from bgbench import backgrounds as bgs
 from bgbench.errors import BgbenchError
 from bgbench.harness import sizes
 from bgbench.harness.conventions import InputConvention
-from bgbench.harness.params import ParameterError
+from bgbench.harness.params import check_positive
 
 CLEAN = "clean"
 NOISE = "noise"
@@ -141,8 +141,7 @@ def load_suite(dataset: str, data_root: str | os.PathLike | None = None,
     """The test split of ``dataset`` (first ``limit`` images if given) as a ``TestSuite``."""
     from bgbench.data import load_numpy
 
-    if limit is not None and limit <= 0:
-        raise ParameterError("limit", "must be positive", limit)
+    check_positive("limit", limit)
     images, labels = load_numpy(dataset, "test", data_root=data_root)
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
