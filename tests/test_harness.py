@@ -175,7 +175,8 @@ def test_results_files_agree_with_the_printed_table(tmp_path, suite):
                  if r["model"] == entry["model"] and r["test_set"] == "noise"}
         assert sweep == pytest.approx(entry["noise_sweep"])
         assert all(r["parameter"] == "" for r in rows if r["test_set"] != "noise")
-    with pytest.raises(BgbenchError, match="--force"):
+    with pytest.raises(UsageError, match="^out_dir holds results already .*; choose another "
+                                         "out_dir or pass force to replace them$"):
         write_results(tmp_path / "out", results)
     write_results(tmp_path / "out", results, force=True)
 
@@ -224,7 +225,9 @@ def test_symbolic_class_count_is_checked_at_run_time(tmp_path, suite):
 
 def test_dataset_missing_or_conflicting(tmp_path, suite):
     bare = make_model(tmp_path / "bare.onnx", dataset=None)
-    with pytest.raises(UsageError, match="--dataset"):
+    with pytest.raises(UsageError, match="^dataset must be given: .* has no bgbench.dataset "
+                                         "metadata; say which test set to use: mnist, "
+                                         "fashion-mnist$"):
         inspect_model(bare)
     assert inspect_model(bare, dataset="fashion-mnist").dataset == "fashion-mnist"
     tagged = make_model(tmp_path / "tagged.onnx", dataset="mnist")
@@ -245,7 +248,8 @@ def test_unavailable_provider_is_an_error(tmp_path, suite):
 
 def test_unknown_background_and_bad_options(tmp_path, suite):
     model = make_model(tmp_path / "m.onnx")
-    with pytest.raises(BgbenchError, match="unknown background 'zebra'"):
+    with pytest.raises(UsageError, match="^backgrounds names an unknown background, got "
+                                         "'zebra'; choose from stripes, board"):
         evaluate(model, backgrounds=["zebra"], suites={"mnist": suite})
     with pytest.raises(UsageError, match="^batch_size must be a positive integer, got 0$"):
         evaluate(model, batch_size=0, suites={"mnist": suite})

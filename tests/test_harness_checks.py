@@ -115,6 +115,10 @@ BAD_FLAGS = {
                    "--mean does not apply to a uint8 input, got 0.1; a uint8 model gets the raw "
                    "pixels 0..255; drop --mean, --std"),
     "output": ([], ["--output", "probs"], "--output names no output of .*, got 'probs'"),
+    "background": ([], ["--backgrounds", "border,zebra"],
+                   "--backgrounds names an unknown background, got 'zebra'; choose from"),
+    "no background": ([], ["--backgrounds", ","], "--backgrounds names no background, got ','"),
+    "no provider": ([], ["--providers", ","], "--providers names no execution provider"),
 }
 
 
@@ -137,3 +141,10 @@ def test_progress_one_line_per_model_off_a_terminal(tmp_path, capsys):
     assert len(lines) == 2
     for line, model in zip(lines, models, strict=True):
         assert line.startswith(f"{model}: 7 test sets, {7 * N_IMAGES} images, clean ")
+
+
+def test_missing_dataset_names_the_flag(tmp_path, capsys):
+    model = linear_model(tmp_path / "m.onnx")
+    assert main(["eval", str(model), "--out", str(tmp_path / "res")]) == 2
+    assert re.search("--dataset must be given: .*m.onnx has no bgbench.dataset metadata; say "
+                     "which test set to use: mnist, fashion-mnist$", one_line_error(capsys))

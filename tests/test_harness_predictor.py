@@ -98,7 +98,7 @@ def test_predictor_outputs_are_checked(suites):
         evaluate_predictor(np.zeros(3), "mnist", suites=suites)
     with pytest.raises(UsageError, match="^batch_size must be a positive integer, got 0$"):
         evaluate_predictor(nan, "mnist", batch_size=0, suites=suites)
-    with pytest.raises(UsageError, match="unknown dataset 'cifar10'"):
+    with pytest.raises(UsageError, match="^dataset is not a dataset bgbench has, got 'cifar10'"):
         evaluate_predictor(nan, "cifar10", suites=suites)
     with pytest.raises(BgbenchError, match="24x24 is not supported"):
         evaluate_predictor(nan, "mnist", input_size=24, suites=suites)

@@ -15,7 +15,8 @@ DEFAULT_OUT = "bgbench-results"
 # Library parameter names as this command spells them, for errors about their values.
 FLAGS = {"batch_size": "--batch-size", "threads": "--threads", "limit": "--limit",
          "layout": "--layout", "output": "--output", "input_scale": "--input-scale",
-         "mean": "--mean", "std": "--std"}
+         "mean": "--mean", "std": "--std", "dataset": "--dataset", "providers": "--providers",
+         "backgrounds": "--backgrounds", "out_dir": "--out", "force": "--force"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,10 +70,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def parse_backgrounds(text: str) -> list[str] | None:
-    """``all`` -> None (every background); else the comma-separated names."""
+    """``all`` -> None (every background); else the comma-separated names (at least one)."""
+    from bgbench.errors import UsageError
+
     if text.strip() == "all":
         return None
-    return [name.strip() for name in text.split(",") if name.strip()]
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise UsageError(f"--backgrounds names no background, got {text!r}; give all or a "
+                         "comma-separated list such as border,clock")
+    return names
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,10 +104,10 @@ def run(args: argparse.Namespace) -> int:
                            data_root=args.data_root, limit=args.limit, layout=args.layout,
                            output=args.output, input_scale=args.input_scale, mean=args.mean,
                            std=args.std, progress=Progress(quiet=args.quiet))
+        extra = {"limit": args.limit} if args.limit else None
+        json_path, csv_path = write_results(out, results, force=args.force, extra=extra)
     except ParameterError as err:
         raise err.renamed(FLAGS) from None
-    extra = {"limit": args.limit} if args.limit else None
-    json_path, csv_path = write_results(out, results, force=args.force, extra=extra)
     print(format_table(results_document(results)["models"]))
     print(f"\nwrote {json_path} and {csv_path}")
     return 0

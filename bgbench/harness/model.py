@@ -17,7 +17,7 @@ import onnxruntime as ort
 
 from bgbench.data import DATASETS
 from bgbench.data import NUM_CLASSES as _CLASSES
-from bgbench.errors import BgbenchError, UsageError
+from bgbench.errors import BgbenchError
 from bgbench.harness.conventions import LAYOUTS, InputConvention, make_convention
 from bgbench.harness.params import ParameterError
 from bgbench.harness.sizes import INPUT_SIZES
@@ -59,7 +59,7 @@ class ModelInfo:
 def resolve_providers(names: list[str] | tuple[str, ...]) -> list[str]:
     """Map ``cpu``/``cuda``/... to onnxruntime provider names; an unavailable one is an error."""
     if not names:
-        raise UsageError("no execution provider given; use e.g. --providers cpu")
+        raise ParameterError("providers", "names no execution provider", fix="use e.g. cpu")
     available = ort.get_available_providers()
     resolved = []
     for name in names:
@@ -67,8 +67,8 @@ def resolve_providers(names: list[str] | tuple[str, ...]) -> list[str]:
         if full not in available:
             hint = (" (install onnxruntime-gpu in place of onnxruntime: "
                     "pip install 'bgbench[gpu]')" if full == "CUDAExecutionProvider" else "")
-            raise UsageError(f"execution provider {name!r} is not available in this onnxruntime; "
-                             f"available: {', '.join(available)}{hint}")
+            raise ParameterError("providers", "names a provider this onnxruntime does not have",
+                                 name, f"available: {', '.join(available)}{hint}")
         resolved.append(full)
     return resolved
 
@@ -138,16 +138,22 @@ def inspect_model(path: str | os.PathLike, dataset: str | None = None, *,
 
 def _dataset(path: Path, meta_dataset: str | None, dataset: str | None) -> str:
     if meta_dataset and dataset and meta_dataset != dataset:
-        raise UsageError(f"{path} was exported for dataset {meta_dataset!r} but --dataset is "
-                         f"{dataset!r}; drop --dataset or evaluate a {dataset} model")
+        raise ParameterError("dataset", f"disagrees with {path}, which was exported for dataset "
+                             f"{meta_dataset!r}", dataset,
+                             f"drop {{dataset}} or evaluate a {dataset} model")
     dataset = meta_dataset or dataset
     if not dataset:
-        raise UsageError(f"{path} has no bgbench.dataset metadata; say which test set to use "
-                         f"with --dataset {{{','.join(NUM_CLASSES)}}}")
-    if dataset not in NUM_CLASSES:
-        raise UsageError(f"unknown dataset {dataset!r} for {path}; "
-                         f"choose from {', '.join(NUM_CLASSES)}")
+        raise ParameterError("dataset", f"must be given: {path} has no bgbench.dataset metadata",
+                             fix=f"say which test set to use: {', '.join(NUM_CLASSES)}")
+    check_dataset(dataset)
     return dataset
+
+
+def check_dataset(dataset: str) -> None:
+    """``dataset`` must be one bgbench has test sets for."""
+    if dataset not in NUM_CLASSES:
+        raise ParameterError("dataset", "is not a dataset bgbench has", dataset,
+                             f"choose from {', '.join(NUM_CLASSES)}")
 
 
 _INPUT_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.UINT8: "uint8"}

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-from bgbench.data import DATASETS
-from bgbench.errors import UsageError
 from bgbench.harness.conventions import make_convention
 from bgbench.harness.evaluate import (
     DEFAULT_BATCH_SIZE,
@@ -15,7 +13,8 @@ from bgbench.harness.evaluate import (
     default_threads,
     score_all,
 )
-from bgbench.harness.params import check_positive
+from bgbench.harness.model import check_dataset
+from bgbench.harness.params import ParameterError, check_positive
 from bgbench.harness.progress import Progress
 from bgbench.harness.testsets import TestSuite, load_suite, standard_test_sets
 
@@ -40,11 +39,10 @@ def evaluate_predictor(predict: Predict, dataset: str, *, input_size: int = 32,
     predictor's own threading is its business. The result can be written with
     ``write_results``.
     """
-    if dataset not in DATASETS:
-        raise UsageError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+    check_dataset(dataset)
     if not callable(predict):
-        raise UsageError(f"predict must be a function from a batch to logits, got "
-                         f"{type(predict).__name__}")
+        raise ParameterError("predict", "must be a function from a batch to logits",
+                             type(predict).__name__)
     check_positive("threads", threads)
     check_positive("limit", limit)
     convention = make_convention(input_size, layout, input_dtype, input_scale, mean, std)

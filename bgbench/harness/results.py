@@ -15,6 +15,7 @@ from bgbench import backgrounds as bgs
 from bgbench.errors import BgbenchError
 from bgbench.fileio import write_json, write_text
 from bgbench.harness.evaluate import ModelResult
+from bgbench.harness.params import ParameterError
 from bgbench.harness.testsets import CLEAN, NOISE
 
 CSV_COLUMNS = ("model", "dataset", "method", "test_set", "parameter", "n_images", "n_correct",
@@ -87,8 +88,8 @@ def write_results(out_dir: str | os.PathLike, results: list[ModelResult], force:
     paths = out_dir / RESULTS_JSON, out_dir / RESULTS_CSV
     existing = [str(p) for p in paths if p.exists()]
     if existing and not force:
-        raise BgbenchError(f"{' and '.join(existing)} already exist; choose another --out "
-                           "or pass --force to replace them")
+        raise ParameterError("out_dir", f"holds results already ({' and '.join(existing)})",
+                             fix="choose another {out_dir} or pass {force} to replace them")
     write_json(paths[0], results_document(results, extra))
     write_text(paths[1], csv_text(results))
     return paths

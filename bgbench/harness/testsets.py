@@ -22,7 +22,7 @@ from bgbench import backgrounds as bgs
 from bgbench.errors import BgbenchError
 from bgbench.harness import sizes
 from bgbench.harness.conventions import InputConvention
-from bgbench.harness.params import check_positive
+from bgbench.harness.params import ParameterError, check_positive
 
 CLEAN = "clean"
 NOISE = "noise"
@@ -51,8 +51,8 @@ def standard_test_sets(backgrounds: list[str] | tuple[str, ...] | None = None,
     names = list(bgs.BACKGROUNDS) if backgrounds is None else list(backgrounds)
     for name in names:
         if name not in bgs.BACKGROUNDS:
-            raise BgbenchError(f"unknown background {name!r}; choose from "
-                               f"{', '.join(bgs.BACKGROUNDS)} or all")
+            raise ParameterError("backgrounds", "names an unknown background", name,
+                                 f"choose from {', '.join(bgs.BACKGROUNDS)}")
     sets = [TestSet(CLEAN)] + [TestSet(name) for name in names]
     if noise_sweep:
         sets += [TestSet(NOISE, rate) for rate in bgs.NOISE_RATES]
