@@ -100,7 +100,7 @@ def test_predictor_outputs_are_checked(suites):
         evaluate_predictor(nan, "mnist", batch_size=0, suites=suites)
     with pytest.raises(UsageError, match="^dataset is not a dataset bgbench has, got 'cifar10'"):
         evaluate_predictor(nan, "cifar10", suites=suites)
-    with pytest.raises(BgbenchError, match="24x24 is not supported"):
+    with pytest.raises(UsageError, match="^input_size must be one of 32, 28"):
         evaluate_predictor(nan, "mnist", input_size=24, suites=suites)
 
 

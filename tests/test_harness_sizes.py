@@ -34,8 +34,8 @@ def share(image: np.ndarray) -> float:
 def test_size_rules_and_supported_sizes():
     assert INPUT_SIZES == (32, 28)
     assert (size_rule(32), size_rule(28)) == ("paper-32", "native-28")
-    with pytest.raises(BgbenchError, match="24x24 is not supported; the test sets exist at "
-                                           "32x32 and 28x28"):
+    with pytest.raises(BgbenchError, match="^input_size must be one of 32, 28: the test sets "
+                                           "exist at 32x32 and 28x28, got 24$"):
         check_input_size(24)
 
 

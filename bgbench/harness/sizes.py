@@ -17,6 +17,7 @@ import numpy as np
 
 from bgbench import backgrounds as bgs
 from bgbench.errors import BgbenchError
+from bgbench.harness.params import ParameterError
 
 DATASET_SIZE = 28
 SIZE_RULES: dict[int, str] = {bgs.SIZE: "paper-32", DATASET_SIZE: "native-28"}
@@ -27,8 +28,8 @@ def check_input_size(size: int) -> None:
     """Raise a clear error unless ``size`` is one of ``INPUT_SIZES``."""
     if size not in SIZE_RULES:
         supported = " and ".join(f"{s}x{s}" for s in INPUT_SIZES)
-        raise BgbenchError(f"input size {size}x{size} is not supported; the test sets exist at "
-                           f"{supported}")
+        raise ParameterError("input_size", f"must be one of {', '.join(map(str, INPUT_SIZES))}: "
+                             f"the test sets exist at {supported}", size)
 
 
 def size_rule(size: int) -> str:
