@@ -1,6 +1,6 @@
 """``bgbench eval``: onnxruntime accuracy of ONNX classifiers on clean and background test sets.
 
-Never imports torch (DESIGN.md: the harness runs on inference boxes that have none).
+Never imports torch: the harness runs on inference boxes that have none.
 """
 
 from __future__ import annotations
@@ -12,6 +12,12 @@ from bgbench.paths import add_data_root_argument
 
 DEFAULT_OUT = "bgbench-results"
 
+# Library parameter names as this command spells them, for errors about their values.
+FLAGS = {"batch_size": "--batch-size", "threads": "--threads", "limit": "--limit",
+         "layout": "--layout", "output": "--output", "input_scale": "--input-scale",
+         "mean": "--mean", "std": "--std", "dataset": "--dataset", "providers": "--providers",
+         "backgrounds": "--backgrounds", "out_dir": "--out", "force": "--force"}
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``eval`` subcommand."""
@@ -19,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "eval", help="evaluate ONNX classifiers on clean, the six backgrounds and the noise sweep",
         description="Evaluate ONNX classifiers with onnxruntime on the clean test set, the six "
         "backgrounds of the paper and (with --noise-sweep) the 20 noise rates; write "
-        "results.json and results.csv and print a table like the paper's Table 1.")
+        "results.json and results.csv and print a table like the paper's Table 1. Models may "
+        "take 32x32 or 28x28 images as [N,1,S,S], [N,S,S,1], [N,S,S] or [N,S*S], float or "
+        "uint8 (docs/onnx-contract.md).")
     p.add_argument("models", nargs="+", metavar="MODEL.onnx", help="ONNX classifiers")
     p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default=None,
                    help="test set for models without bgbench.dataset metadata")
@@ -30,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="onnxruntime intra-op threads and test-set building threads "
                    "(default: the cores available)")
     p.add_argument("--batch-size", type=int, default=None, metavar="N",
-                   help="images per onnxruntime call (default 500)")
+                   help="images per onnxruntime call (default 500, or the batch size the "
+                   "model's graph fixes)")
     p.add_argument("--backgrounds", default="all", metavar="all|LIST",
                    help="comma-separated backgrounds (stripes,board,border,circles,clock,random) "
                    "or all (default)")
@@ -38,24 +47,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="also evaluate the random background at the 20 noise rates (Table 2)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="use only the first N test images (quick checks; results say so)")
+    p.add_argument("--layout", default="auto", choices=("auto", "nchw", "nhwc", "hw", "flat"),
+                   help="input layout: [N,1,S,S], [N,S,S,1], [N,S,S] or [N,S*S] "
+                   "(default: detected from the input shape)")
+    p.add_argument("--input-scale", type=float, default=None, metavar="S",
+                   help="a float input gets (pixel/255*S - mean)/std: S is 1 (default) for "
+                   "pixels in [0, 1], 255 for raw pixel values")
+    p.add_argument("--mean", type=float, default=None, metavar="M",
+                   help="subtracted after scaling (default 0), e.g. 0.1307 for MNIST")
+    p.add_argument("--std", type=float, default=None, metavar="S",
+                   help="divides after the mean (default 1), e.g. 0.3081 for MNIST")
+    p.add_argument("--output", default=None, metavar="NAME",
+                   help="the output holding logits or probabilities [N, classes] (default: the "
+                   "only float output of that shape)")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                    help=f"where results.json and results.csv go (default ./{DEFAULT_OUT})")
     p.add_argument("--force", action="store_true", help="replace existing results in --out")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress (default: a bar per model on a terminal, else a line)")
     add_data_root_argument(p)
     p.set_defaults(func=run)
 
 
 def parse_backgrounds(text: str) -> list[str] | None:
-    """``all`` -> None (every background); else the comma-separated names."""
+    """``all`` -> None (every background); else the comma-separated names (at least one)."""
+    from bgbench.errors import UsageError
+
     if text.strip() == "all":
         return None
-    return [name.strip() for name in text.split(",") if name.strip()]
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise UsageError(f"--backgrounds names no background, got {text!r}; give all or a "
+                         "comma-separated list such as border,clock")
+    return names
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write the results files, print the table."""
     from bgbench.errors import BgbenchError
-    from bgbench.harness import DEFAULT_BATCH_SIZE, evaluate, format_table, write_results
+    from bgbench.harness import Progress, evaluate, format_table, write_results
+    from bgbench.harness.params import ParameterError
     from bgbench.harness.results import RESULTS_CSV, RESULTS_JSON, results_document
 
     out = Path(args.out)
@@ -65,13 +96,18 @@ def run(args: argparse.Namespace) -> int:
         raise BgbenchError(f"{' and '.join(existing)} already exist; choose another --out "
                            "or pass --force to replace them")
     providers = [p.strip() for p in args.providers.split(",") if p.strip()]
-    results = evaluate(args.models, dataset=args.dataset,
-                       backgrounds=parse_backgrounds(args.backgrounds),
-                       noise_sweep=args.noise_sweep, providers=providers, threads=args.threads,
-                       batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
-                       data_root=args.data_root, limit=args.limit)
-    extra = {"limit": args.limit} if args.limit else None
-    json_path, csv_path = write_results(out, results, force=args.force, extra=extra)
+    try:
+        results = evaluate(args.models, dataset=args.dataset,
+                           backgrounds=parse_backgrounds(args.backgrounds),
+                           noise_sweep=args.noise_sweep, providers=providers,
+                           threads=args.threads, batch_size=args.batch_size,
+                           data_root=args.data_root, limit=args.limit, layout=args.layout,
+                           output=args.output, input_scale=args.input_scale, mean=args.mean,
+                           std=args.std, progress=Progress(quiet=args.quiet))
+        extra = {"limit": args.limit} if args.limit else None
+        json_path, csv_path = write_results(out, results, force=args.force, extra=extra)
+    except ParameterError as err:
+        raise err.renamed(FLAGS) from None
     print(format_table(results_document(results)["models"]))
     print(f"\nwrote {json_path} and {csv_path}")
     return 0

@@ -1,31 +1,40 @@
-"""Evaluate any ONNX classifier on the paper's backgrounds with onnxruntime; torch-free.
+"""Evaluate classifiers on the paper's backgrounds with onnxruntime, or in process; torch-free.
 
->>> from bgbench.harness import evaluate
+>>> from bgbench.harness import evaluate, evaluate_predictor
 >>> [result] = evaluate("model.onnx", noise_sweep=True)      # doctest: +SKIP
 >>> result.background_average, result.accuracy["stripes"]    # doctest: +SKIP
+>>> evaluate_predictor(lambda x: x.reshape(len(x), -1) @ w, "mnist", layout="flat")  # doctest: +SKIP
 """
 
+from bgbench.harness.conventions import LAYOUTS, InputConvention, make_convention
 from bgbench.harness.evaluate import (
     DEFAULT_BATCH_SIZE,
     Evaluator,
     ModelResult,
+    Scorer,
     TestSetResult,
     default_threads,
     evaluate,
     evaluate_model,
 )
 from bgbench.harness.model import ModelInfo, inspect_model, open_session, resolve_providers
+from bgbench.harness.params import ParameterError
+from bgbench.harness.predictor import evaluate_predictor
+from bgbench.harness.progress import Progress
 from bgbench.harness.results import (
     format_table,
     read_results,
     results_document,
     write_results,
 )
+from bgbench.harness.sizes import INPUT_SIZES, SIZE_RULES
 from bgbench.harness.testsets import TestSet, TestSuite, load_suite, standard_test_sets
 
 __all__ = [
-    "DEFAULT_BATCH_SIZE", "Evaluator", "ModelInfo", "ModelResult", "TestSet", "TestSetResult",
-    "TestSuite", "default_threads", "evaluate", "evaluate_model", "format_table",
-    "inspect_model", "load_suite", "open_session", "read_results", "resolve_providers",
-    "results_document", "standard_test_sets", "write_results",
+    "DEFAULT_BATCH_SIZE", "Evaluator", "INPUT_SIZES", "InputConvention", "LAYOUTS", "ModelInfo",
+    "ModelResult", "ParameterError", "Progress", "SIZE_RULES", "Scorer", "TestSet",
+    "TestSetResult", "TestSuite", "default_threads", "evaluate", "evaluate_model",
+    "evaluate_predictor", "format_table", "inspect_model", "load_suite", "make_convention",
+    "open_session", "read_results", "resolve_providers", "results_document",
+    "standard_test_sets", "write_results",
 ]

@@ -1,16 +1,23 @@
-"""Run ONNX classifiers over the test sets and return the numbers (no files, no printing)."""
+"""Run classifiers over the test sets and return the numbers (no files; progress on request).
+
+A ``Scorer`` feeds test images through any ``predict`` function and refuses an output it
+cannot score honestly; ``Evaluator`` is the scorer of one ONNX model in onnxruntime.
+"""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bgbench import backgrounds as bgs
 from bgbench.errors import BgbenchError
+from bgbench.harness.conventions import InputConvention
 from bgbench.harness.model import (
     NUM_CLASSES,
     ModelInfo,
@@ -18,9 +25,14 @@ from bgbench.harness.model import (
     open_session,
     resolve_providers,
 )
-from bgbench.harness.testsets import CLEAN, NOISE, TestSet, TestSuite, to_model_input
+from bgbench.harness.params import ParameterError, check_positive
+from bgbench.harness.progress import Progress
+from bgbench.harness.sizes import size_rule
+from bgbench.harness.testsets import CLEAN, NOISE, TestSet, TestSuite
 
 DEFAULT_BATCH_SIZE = 500
+
+Predict = Callable[[np.ndarray], Any]
 
 
 def default_threads() -> int:
@@ -55,20 +67,35 @@ class TestSetResult:
 
 @dataclass
 class ModelResult:
-    """Everything measured for one model; accuracies are fractions in [0, 1]."""
+    """Everything measured for one model; accuracies are fractions in [0, 1].
+
+    ``sha256`` is None for an in-process predictor; ``provider`` is then ``in-process``.
+    """
 
     model: str
-    sha256: str
+    sha256: str | None
     dataset: str
     method: str
     provider: str
     providers: list[str]
     threads: int
     batch_size: int
-    input_size: int
+    convention: InputConvention
+    output: str | None
+    fixed_batch: int | None
     test_sets: list[TestSetResult]
     fooled_by_any: float | None
     metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def input_size(self) -> int:
+        """Side of the square images the model takes."""
+        return self.convention.size
+
+    @property
+    def size_rule(self) -> str:
+        """The rule that built the test sets at ``input_size`` (see ``bgbench.harness.sizes``)."""
+        return size_rule(self.input_size)
 
     def _by_name(self) -> dict[str, TestSetResult]:
         return {r.test_set.name: r for r in self.test_sets if r.test_set.name != NOISE}
@@ -113,59 +140,113 @@ class ModelResult:
         return sum(r.n_images for r in self.test_sets) / seconds if seconds > 0 else float("inf")
 
 
-class Evaluator:
-    """One onnxruntime session for one checked model; scores it on test sets of its dataset."""
+def check_batch_size(name: str, batch_size: int, fixed_batch: int | None) -> None:
+    """``batch_size`` must be positive, and equal to the batch a model's graph fixes, if any."""
+    check_positive("batch_size", batch_size)
+    if fixed_batch is not None and batch_size != fixed_batch:
+        raise ParameterError("batch_size", f"must be {fixed_batch} for {name}, whose batch "
+                             f"dimension is fixed at {fixed_batch}", batch_size,
+                             "leave it unset")
 
-    def __init__(self, info: ModelInfo, providers: list[str], threads: int, batch_size: int):
-        if batch_size <= 0:
-            raise BgbenchError(f"--batch-size must be positive, got {batch_size}")
-        if threads <= 0:
-            raise BgbenchError(f"--threads must be positive, got {threads}")
-        self.info = info
-        self.threads = threads
+
+class Scorer:
+    """Feeds test images to ``predict`` batch by batch and checks every output it returns.
+
+    ``predict`` maps one input batch (shaped and typed by ``convention``) to logits or
+    probabilities ``[batch, classes]``. With ``fixed_batch`` every call gets exactly that
+    many images: the last batch is padded with blank images whose outputs are dropped.
+    """
+
+    def __init__(self, name: str, predict: Predict, convention: InputConvention, dataset: str,
+                 batch_size: int, fixed_batch: int | None = None):
+        check_batch_size(name, batch_size, fixed_batch)
+        self.name = name
+        self.run = predict
+        self.convention = convention
+        self.dataset = dataset
+        self.num_classes = NUM_CLASSES[dataset]
         self.batch_size = batch_size
-        self.session = open_session(info, providers, threads)
-        self.providers = self.session.get_providers()
+        self.fixed_batch = fixed_batch
 
-    def predict(self, images_u8: np.ndarray) -> np.ndarray:
-        """Predicted class of each ``uint8 [N, 32, 32]`` image, as int64 ``[N]``."""
-        info = self.info
+    def predict(self, images_u8: np.ndarray, test_set: TestSet | None = None) -> np.ndarray:
+        """Predicted class of each ``uint8 [N, S, S]`` image, as int64 ``[N]``."""
+        where = f"{self.name} on {test_set.label if test_set else 'a batch'}"
         preds = np.empty(images_u8.shape[0], np.int64)
         for start in range(0, images_u8.shape[0], self.batch_size):
-            batch = to_model_input(images_u8[start:start + self.batch_size], info.input_size)
-            (logits,) = self.session.run([info.output_name], {info.input_name: batch})
-            if logits.ndim != 2 or logits.shape[0] != batch.shape[0]:
-                raise BgbenchError(f"{info.path}: output has shape {list(logits.shape)} for a "
-                                   f"batch of {batch.shape[0]}; it must be [batch, classes]")
-            if info.num_classes is None and logits.shape[1] != NUM_CLASSES[info.dataset]:
-                raise BgbenchError(f"{info.path}: output has {logits.shape[1]} classes but "
-                                   f"{info.dataset} has {NUM_CLASSES[info.dataset]}; is this a "
-                                   "model for another dataset?")
-            preds[start:start + batch.shape[0]] = logits.argmax(axis=1)
+            chunk = images_u8[start:start + self.batch_size]
+            n = chunk.shape[0]
+            if self.fixed_batch is not None and n < self.fixed_batch:
+                blank = np.zeros((self.fixed_batch - n, *chunk.shape[1:]), np.uint8)
+                chunk = np.concatenate([chunk, blank])
+            logits = self._checked(self.run(self.convention.feed(chunk)), chunk.shape[0], where)
+            preds[start:start + n] = logits[:n].argmax(axis=1)
         return preds
+
+    def _checked(self, output: Any, fed: int, where: str) -> np.ndarray:
+        try:
+            logits = np.asarray(output)
+        except Exception as err:  # torch tensors that need grad, lists of lists, ...
+            raise BgbenchError(f"{where}: the output ({type(output).__name__}) is not an array "
+                               f"({type(err).__name__}); return a numpy array [batch, classes]"
+                               ) from None
+        if logits.ndim != 2 or logits.shape[0] != fed:
+            raise BgbenchError(f"{where}: output has shape {list(logits.shape)} for a batch of "
+                               f"{fed}; it must be [batch, classes]")
+        if logits.shape[1] != self.num_classes:
+            raise BgbenchError(f"{where}: output has {logits.shape[1]} classes but "
+                               f"{self.dataset} has {self.num_classes}; is this a model for "
+                               "another dataset?")
+        if not np.issubdtype(logits.dtype, np.number):
+            raise BgbenchError(f"{where}: output is {logits.dtype}, not numbers")
+        finite = np.isfinite(logits).all(axis=1)
+        if not finite.all():
+            kinds = " and ".join(k for k, bad in (("NaN", np.isnan(logits).any()),
+                                                 ("infinite", np.isinf(logits).any())) if bad)
+            raise BgbenchError(f"{where}: {kinds} outputs for {int((~finite).sum())} of {fed} "
+                               "images; a model whose outputs are not finite cannot be scored")
+        return logits
 
     def score(self, suite: TestSuite, test_set: TestSet) -> tuple[TestSetResult, np.ndarray]:
         """Result on ``test_set`` and the per-image correctness (bool ``[N]``)."""
-        images = suite.composite(test_set)
+        images = suite.composite(test_set, self.convention.size)
         start = time.perf_counter()
-        correct = self.predict(images) == suite.labels
+        correct = self.predict(images, test_set) == suite.labels
         seconds = time.perf_counter() - start
         return TestSetResult(test_set, len(suite), int(correct.sum()), seconds), correct
 
 
-def evaluate_model(info: ModelInfo, suite: TestSuite, test_sets: list[TestSet],
-                   providers: list[str], threads: int, batch_size: int) -> ModelResult:
-    """Score one checked model on ``test_sets`` of ``suite`` (which must be its dataset)."""
-    if suite.dataset != info.dataset:
-        raise BgbenchError(f"{info.path} is a {info.dataset} model but the test suite is "
-                           f"{suite.dataset}")
-    evaluator = Evaluator(info, providers, threads, batch_size)
+class Evaluator(Scorer):
+    """One onnxruntime session for one checked model; scores it on test sets of its dataset."""
+
+    def __init__(self, info: ModelInfo, providers: list[str], threads: int,
+                 batch_size: int | None = None):
+        check_positive("threads", threads)
+        if batch_size is None:
+            batch_size = info.fixed_batch or DEFAULT_BATCH_SIZE
+        super().__init__(str(info.path), self._run, info.convention, info.dataset, batch_size,
+                         info.fixed_batch)
+        self.info = info
+        self.threads = threads
+        self.session = open_session(info, providers, threads)
+        self.providers = self.session.get_providers()
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        (logits,) = self.session.run([self.info.output_name], {self.info.input_name: batch})
+        return logits
+
+
+def score_all(scorer: Scorer, suite: TestSuite, test_sets: list[TestSet],
+              progress: Progress | None = None) -> tuple[list[TestSetResult], float | None]:
+    """Every test set's result, and the share of images right on clean but fooled by a background."""
+    if not test_sets:
+        raise BgbenchError("no test set to evaluate")
     results = []
     clean_correct = None
     fooled = np.zeros(len(suite), bool)
     n_backgrounds = 0
-    for test_set in test_sets:
-        result, correct = evaluator.score(suite, test_set)
+    progress = progress or Progress(quiet=True)
+    for test_set in progress.over(scorer.name, test_sets):
+        result, correct = scorer.score(suite, test_set)
         results.append(result)
         if test_set.name == CLEAN:
             clean_correct = correct
@@ -175,41 +256,70 @@ def evaluate_model(info: ModelInfo, suite: TestSuite, test_sets: list[TestSet],
     fooled_by_any = None
     if clean_correct is not None and n_backgrounds:
         fooled_by_any = float((clean_correct & fooled).mean())
-    return ModelResult(model=str(info.path), sha256=info.sha256, dataset=info.dataset,
-                       method=info.method, provider=evaluator.providers[0],
-                       providers=list(evaluator.providers), threads=threads,
-                       batch_size=batch_size, input_size=info.input_size, test_sets=results,
-                       fooled_by_any=fooled_by_any, metadata=dict(info.metadata))
+    return results, fooled_by_any
+
+
+def evaluate_model(info: ModelInfo, suite: TestSuite, test_sets: list[TestSet],
+                   providers: list[str], threads: int, batch_size: int | None = None,
+                   progress: Progress | None = None) -> ModelResult:
+    """Score one checked model on ``test_sets`` of ``suite`` (which must be its dataset)."""
+    if suite.dataset != info.dataset:
+        raise BgbenchError(f"{info.path} is a {info.dataset} model but the test suite is "
+                           f"{suite.dataset}")
+    evaluator = Evaluator(info, providers, threads, batch_size)
+    results, fooled_by_any = score_all(evaluator, suite, test_sets, progress)
+    result = ModelResult(model=str(info.path), sha256=info.sha256, dataset=info.dataset,
+                         method=info.method, provider=evaluator.providers[0],
+                         providers=list(evaluator.providers), threads=threads,
+                         batch_size=evaluator.batch_size, convention=info.convention,
+                         output=info.output_name, fixed_batch=info.fixed_batch,
+                         test_sets=results, fooled_by_any=fooled_by_any,
+                         metadata=dict(info.metadata))
+    if progress is not None:
+        progress.done(result)
+    return result
 
 
 def evaluate(models: list[str | os.PathLike] | str | os.PathLike, *, dataset: str | None = None,
              backgrounds: list[str] | None = None, noise_sweep: bool = False,
              providers: list[str] | tuple[str, ...] = ("cpu",), threads: int | None = None,
-             batch_size: int = DEFAULT_BATCH_SIZE, data_root: str | os.PathLike | None = None,
-             limit: int | None = None,
-             suites: dict[str, TestSuite] | None = None) -> list[ModelResult]:
+             batch_size: int | None = None, data_root: str | os.PathLike | None = None,
+             limit: int | None = None, layout: str = "auto", output: str | None = None,
+             input_scale: float | None = None, mean: float | None = None,
+             std: float | None = None, suites: dict[str, TestSuite] | None = None,
+             progress: Progress | None = None) -> list[ModelResult]:
     """Evaluate ONNX classifiers on clean, the backgrounds and optionally the noise sweep.
 
-    Every model is checked before any is run. Test sets are built once per dataset and shared
-    by all models (pass ``suites`` to reuse them across calls, or to supply your own images).
-    ``backgrounds`` defaults to all six; ``threads`` to the cores available.
+    Every model is checked before any is run. Test sets are built once per dataset and input
+    size and shared by all models (pass ``suites`` to reuse them across calls, or to supply
+    your own images). ``backgrounds`` defaults to all six; ``threads`` to the cores
+    available; ``batch_size`` to 500, or the batch a model's graph fixes. ``layout``,
+    ``output``, ``input_scale``, ``mean`` and ``std`` apply to every model (see
+    ``inspect_model``); ``progress`` reports each model as it runs.
     """
     from bgbench.harness.testsets import load_suite, standard_test_sets
 
     paths = [models] if isinstance(models, (str, os.PathLike)) else list(models)
     if not paths:
         raise BgbenchError("no model given; pass one or more .onnx files")
+    check_positive("threads", threads)
+    check_positive("batch_size", batch_size)
+    check_positive("limit", limit)
     threads = default_threads() if threads is None else threads
     full_providers = resolve_providers(list(providers))
     test_sets = standard_test_sets(backgrounds, noise_sweep)
-    infos = [inspect_model(Path(p), dataset) for p in paths]
+    infos = [inspect_model(Path(p), dataset, layout=layout, output=output,
+                           input_scale=input_scale, mean=mean, std=std) for p in paths]
+    for info in infos:
+        if batch_size is not None:
+            check_batch_size(str(info.path), batch_size, info.fixed_batch)
     suites = {} if suites is None else suites
     results = []
     for info in infos:
         if info.dataset not in suites:
             suites[info.dataset] = load_suite(info.dataset, data_root, limit, threads)
         suite = suites[info.dataset]
-        suite.build(test_sets)
+        suite.build(test_sets, info.input_size)
         results.append(evaluate_model(info, suite, test_sets, full_providers, threads,
-                                      batch_size))
+                                      batch_size, progress))
     return results

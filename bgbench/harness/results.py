@@ -1,4 +1,4 @@
-"""results.json, the long-format results.csv, and the printed table (DESIGN.md, "Results")."""
+"""results.json, the long-format results.csv, and the printed table."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from bgbench import backgrounds as bgs
 from bgbench.errors import BgbenchError
 from bgbench.fileio import write_json, write_text
 from bgbench.harness.evaluate import ModelResult
+from bgbench.harness.params import ParameterError
 from bgbench.harness.testsets import CLEAN, NOISE
 
 CSV_COLUMNS = ("model", "dataset", "method", "test_set", "parameter", "n_images", "n_correct",
-               "accuracy", "seconds", "provider")
+               "accuracy", "seconds", "provider", "input_size", "size_rule")
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 
@@ -35,6 +36,9 @@ def model_to_json(result: ModelResult) -> dict[str, Any]:
         "threads": result.threads,
         "batch_size": result.batch_size,
         "input_size": result.input_size,
+        "size_rule": result.size_rule,
+        "input": {**result.convention.to_json(), "fixed_batch": result.fixed_batch},
+        "output": result.output,
         "n_images": result.test_sets[0].n_images,
         "accuracy": result.accuracy,
         "background_average": result.background_average,
@@ -73,7 +77,7 @@ def csv_text(results: list[ModelResult]) -> str:
             writer.writerow([r.model, r.dataset, r.method, t.test_set.name,
                              "" if t.test_set.parameter is None else t.test_set.parameter,
                              t.n_images, t.n_correct, repr(t.accuracy), f"{t.seconds:.6f}",
-                             r.provider])
+                             r.provider, r.input_size, r.size_rule])
     return buffer.getvalue()
 
 
@@ -84,8 +88,8 @@ def write_results(out_dir: str | os.PathLike, results: list[ModelResult], force:
     paths = out_dir / RESULTS_JSON, out_dir / RESULTS_CSV
     existing = [str(p) for p in paths if p.exists()]
     if existing and not force:
-        raise BgbenchError(f"{' and '.join(existing)} already exist; choose another --out "
-                           "or pass --force to replace them")
+        raise ParameterError("out_dir", f"holds results already ({' and '.join(existing)})",
+                             fix="choose another {out_dir} or pass {force} to replace them")
     write_json(paths[0], results_document(results, extra))
     write_text(paths[1], csv_text(results))
     return paths
@@ -122,12 +126,13 @@ def format_table(models: list[dict[str, Any]]) -> str:
     Takes results.json ``models`` entries, so a printed table and a file agree by construction.
     """
     names = [n for n in bgs.BACKGROUNDS if any(n in m["accuracy"] for m in models)]
-    header = (["model", "dataset", "method", CLEAN] + names
+    header = (["model", "dataset", "method", "size", CLEAN] + names
               + ["average", "worst", "fooled", "img/s"])
     rows = []
     for m in models:
         acc = m["accuracy"]
-        rows.append([_model_label(m), m["dataset"], m["method"], _pct(acc.get(CLEAN))]
+        rows.append([_model_label(m), m["dataset"], m["method"], str(m["input_size"]),
+                     _pct(acc.get(CLEAN))]
                     + [_pct(acc.get(n)) for n in names]
                     + [_pct(m["background_average"]), _pct(m["background_worst"]),
                        _pct(m["fooled_by_any"]), f"{m['images_per_second']:.0f}"])

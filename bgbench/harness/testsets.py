@@ -1,27 +1,40 @@
 """The test sets of one dataset (clean, six backgrounds, the noise sweep), built once and cached.
 
-Composites are kept as ``uint8 [N, 32, 32]``: every pixel of a composite is a test-image byte
-or a background value of 0 or 1 (255 after scaling), so the bytes hold it exactly at a quarter
-of the memory of float32, and one batch is scaled to float32 just before it is fed.
+A test set at input size S is a function of two arrays: the dataset's images as the model
+sees them clean (``uint8 [N, S, S]``, see ``bgbench.harness.sizes``) and their object mask
+(``bool [N, S, S]``: non-zero pixels dilated by a disk of radius 2). ``composer`` returns
+that function for a ``TestSet``; any other suite of the same shape can be added there.
+
+Composites are kept as ``uint8``: every pixel is a test-image byte or a background value of
+0 or 255, so the bytes hold it exactly at a quarter of the memory of float32, and one batch
+is converted for the model just before it is fed.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from bgbench import backgrounds as bgs
 from bgbench.errors import BgbenchError
+from bgbench.harness import sizes
+from bgbench.harness.conventions import InputConvention
+from bgbench.harness.params import ParameterError, check_positive
 
 CLEAN = "clean"
 NOISE = "noise"
+
+Composer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True, order=True)
 class TestSet:
     """One test set: ``clean``, a background name, or ``noise`` with its rate as parameter."""
+
+    __test__ = False  # not a pytest class, despite the name
 
     name: str
     parameter: float | None = None
@@ -38,25 +51,39 @@ def standard_test_sets(backgrounds: list[str] | tuple[str, ...] | None = None,
     names = list(bgs.BACKGROUNDS) if backgrounds is None else list(backgrounds)
     for name in names:
         if name not in bgs.BACKGROUNDS:
-            raise BgbenchError(f"unknown background {name!r}; choose from "
-                               f"{', '.join(bgs.BACKGROUNDS)} or all")
+            raise ParameterError("backgrounds", "names an unknown background", name,
+                                 f"choose from {', '.join(bgs.BACKGROUNDS)}")
     sets = [TestSet(CLEAN)] + [TestSet(name) for name in names]
     if noise_sweep:
         sets += [TestSet(NOISE, rate) for rate in bgs.NOISE_RATES]
     return sets
 
 
-def _background_image(test_set: TestSet) -> np.ndarray:
+def composer(test_set: TestSet, size: int) -> Composer:
+    """The function ``(images, object_mask) -> uint8 [N, size, size]`` that builds ``test_set``."""
+    if test_set.name == CLEAN:
+        return lambda images, mask: images
     if test_set.name == NOISE:
-        return bgs.noise(float(test_set.parameter))
-    return bgs.background(test_set.name)
+        bg = sizes.noise_at(float(test_set.parameter), size)
+    else:
+        bg = sizes.background_at(test_set.name, size)
+    white = bg * np.uint8(255)
+    return lambda images, mask: np.where(mask, images, white[None])
+
+
+def object_mask(images: np.ndarray, threads: int = 0) -> np.ndarray:
+    """``bool [N, H, W]``: where each image's object is (``x > 0`` dilated by a disk of radius 2)."""
+    # The compiled compositor dilates far faster than scipy; with a background of -1, which
+    # no image pixel can equal, its output marks exactly the pixels outside the object.
+    outside = np.full(images.shape[1:], -1, np.float32)
+    return bgs.apply(images, outside, threads=threads)[:, 0] != -1
 
 
 class TestSuite:
     """A dataset's test images and labels, and every composite asked for so far.
 
-    ``images`` are the raw ``uint8 [N, 28, 28]`` test images; composites are built with
-    ``bgbench.backgrounds.apply`` on the padded images the first time they are asked for.
+    ``images`` are the raw ``uint8 [N, 28, 28]`` test images; images, object masks and
+    composites at each input size are built the first time they are asked for.
     """
 
     __test__ = False  # not a pytest class, despite the name
@@ -71,27 +98,42 @@ class TestSuite:
         self.images = images
         self.labels = labels.astype(np.int64, copy=False)
         self.threads = threads
-        self.padded = np.ascontiguousarray(bgs.pad(images))
-        self._cache: dict[TestSet, np.ndarray] = {TestSet(CLEAN): self.padded}
+        self._images: dict[int, np.ndarray] = {}
+        self._masks: dict[int, np.ndarray] = {}
+        self._cache: dict[tuple[TestSet, int], np.ndarray] = {}
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
-    def composite(self, test_set: TestSet) -> np.ndarray:
-        """``uint8 [N, 32, 32]`` images of ``test_set`` (built on first use, then cached)."""
-        cached = self._cache.get(test_set)
-        if cached is None:
-            bg = _background_image(test_set)
-            floats = bgs.apply(self.padded, bg, threads=self.threads)[:, 0]
-            # Exact: every value is k/255 for an integer k (see the module docstring).
-            cached = np.rint(floats * np.float32(255)).astype(np.uint8)
-            self._cache[test_set] = cached
-        return cached
+    @property
+    def padded(self) -> np.ndarray:
+        """The test images zero-padded to ``uint8 [N, 32, 32]`` (the paper's clean test set)."""
+        return self.images_at(bgs.SIZE)
 
-    def build(self, test_sets: list[TestSet]) -> None:
-        """Build every composite in ``test_sets`` now (so timing excludes it)."""
+    def images_at(self, size: int) -> np.ndarray:
+        """The clean test images as a ``size`` x ``size`` model sees them."""
+        if size not in self._images:
+            self._images[size] = np.ascontiguousarray(sizes.images_at(self.images, size))
+        return self._images[size]
+
+    def object_mask(self, size: int) -> np.ndarray:
+        """``bool [N, size, size]``: the object region of ``images_at(size)``."""
+        if size not in self._masks:
+            self._masks[size] = object_mask(self.images_at(size), self.threads)
+        return self._masks[size]
+
+    def composite(self, test_set: TestSet, size: int = bgs.SIZE) -> np.ndarray:
+        """``uint8 [N, size, size]`` images of ``test_set`` (built on first use, then cached)."""
+        key = (test_set, size)
+        if key not in self._cache:
+            build = composer(test_set, size)
+            self._cache[key] = build(self.images_at(size), self.object_mask(size))
+        return self._cache[key]
+
+    def build(self, test_sets: list[TestSet], size: int = bgs.SIZE) -> None:
+        """Build every composite in ``test_sets`` at ``size`` now (so timing excludes it)."""
         for test_set in test_sets:
-            self.composite(test_set)
+            self.composite(test_set, size)
 
 
 def load_suite(dataset: str, data_root: str | os.PathLike | None = None,
@@ -99,19 +141,13 @@ def load_suite(dataset: str, data_root: str | os.PathLike | None = None,
     """The test split of ``dataset`` (first ``limit`` images if given) as a ``TestSuite``."""
     from bgbench.data import load_numpy
 
+    check_positive("limit", limit)
     images, labels = load_numpy(dataset, "test", data_root=data_root)
     if limit is not None:
-        if limit <= 0:
-            raise BgbenchError(f"--limit must be positive, got {limit}")
         images, labels = images[:limit], labels[:limit]
     return TestSuite(dataset, images, labels, threads=threads)
 
 
 def to_model_input(batch_u8: np.ndarray, input_size: int) -> np.ndarray:
-    """``uint8 [B, 32, 32]`` to float32 ``[B, 1, S, S]`` in [0, 1] (centre crop when S is 28)."""
-    if input_size != bgs.SIZE:
-        margin = (bgs.SIZE - input_size) // 2
-        batch_u8 = batch_u8[:, margin:margin + input_size, margin:margin + input_size]
-    out = np.empty((batch_u8.shape[0], 1, input_size, input_size), np.float32)
-    np.divide(batch_u8[:, None], np.float32(255), out=out, dtype=np.float32)
-    return out
+    """``uint8 [B, S, S]`` composites to the default model input: float32 ``[B, 1, S, S]`` in [0, 1]."""
+    return InputConvention(size=input_size).feed(batch_u8)
