@@ -1,5 +1,9 @@
 """Errors a user can act on: the CLI prints them as one line, with no traceback."""
 
+from __future__ import annotations
+
+import re
+
 
 class BgbenchError(Exception):
     """An expected failure (missing data, bad model, ...); the message names the fix."""
@@ -11,3 +15,27 @@ class UsageError(BgbenchError):
     """The command line asks for something that cannot be done as asked."""
 
     exit_code = 2
+
+
+# A parameter as a library message writes it: `name` or `name=value`, in backticks.
+_PARAMETER = re.compile(r"`([a-z_][a-z0-9_]*)(?:=[^`]*)?`")
+
+
+class ParameterError(BgbenchError):
+    """A library call got an argument it cannot use.
+
+    The message names parameters as a Python caller passed them, in backticks (``"`limit`
+    must be positive"``, ``"pass `force=True`"``); ``for_command_line`` rewrites them into
+    the flags a command-line user typed.
+    """
+
+    def for_command_line(self, flags: dict[str, str] | None = None) -> UsageError:
+        """The same error in flag names: `name` and `name=value` become ``--name``
+        (underscores as dashes) unless ``flags`` maps ``name`` to another flag."""
+        flags = flags or {}
+
+        def flag(match: re.Match[str]) -> str:
+            name = match.group(1)
+            return flags.get(name, "--" + name.replace("_", "-"))
+
+        return UsageError(_PARAMETER.sub(flag, str(self)))

@@ -5,8 +5,9 @@ import pytest
 from skimage.morphology import disk
 
 from bgbench import backgrounds as B
+from bgbench.errors import BgbenchError
 
-# Pixel counts and SHA-256 prefixes from shared/DESIGN.md.
+# The pinned pixel counts and SHA-256 prefixes of the six backgrounds.
 EXPECTED = {
     "stripes": (207, "b34bbc2d70e8d89d"),
     "board": (512, "53972d97ce4e5c4d"),
@@ -32,7 +33,7 @@ def test_background_pinned(name):
 
 
 def test_unknown_background_names_choices():
-    with pytest.raises(KeyError, match="choose from stripes"):
+    with pytest.raises(BgbenchError, match="choose from stripes"):
         B.background("plaid")
 
 
