@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bgbench import fileio
 from bgbench.backgrounds import BACKGROUNDS, SIZE, apply, background, pad, to_float
 
 
@@ -31,11 +30,9 @@ def gallery_grid(samples: dict[str, np.ndarray]) -> tuple[list[str], list[str], 
 
 def draw_gallery(path: str | Path, samples: dict[str, np.ndarray]) -> Path:
     """Draw the gallery to a PNG at ``path`` (written atomically); returns the path."""
-    import matplotlib
+    from bgbench.plotting import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows, columns, tiles = gallery_grid(samples)
     fig, axes = plt.subplots(len(rows), len(columns),
                              figsize=(1.1 * len(columns), 1.1 * len(rows) + 0.3), squeeze=False)
@@ -49,8 +46,4 @@ def draw_gallery(path: str | Path, samples: dict[str, np.ndarray]) -> Path:
             if c == 0:
                 ax.set_ylabel(rows[r], fontsize=7)
     fig.tight_layout(pad=0.3)
-    path = Path(path)
-    with fileio.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

@@ -21,8 +21,7 @@ void check_composite_into(const at::Tensor& x, const at::Tensor& m,
                           const at::Tensor& mean_m, const at::Tensor& mean_b);
 
 // check_composite, plus grad_out [N, C, H, W] and the two mean gradients [N].
-CompositeShape check_composite_backward(const at::Tensor& grad_out,
-                                        const at::Tensor& grad_mean_m,
+CompositeShape check_composite_backward(const at::Tensor& grad_out, const at::Tensor& grad_mean_m,
                                         const at::Tensor& grad_mean_b, const at::Tensor& x,
                                         const at::Tensor& m, const std::optional<at::Tensor>& b);
 

@@ -45,8 +45,8 @@ int64_t grain_for(int64_t task_elements) {
 
 // The forward into contiguous outputs of the right shapes (checked by the callers).
 void forward_cpu_into(const CompositeShape& s, const at::Tensor& x_in, const at::Tensor& m_in,
-                        const std::optional<at::Tensor>& b_in, at::Tensor& out,
-                        at::Tensor& mean_m, at::Tensor& mean_b) {
+                      const std::optional<at::Tensor>& b_in, at::Tensor& out, at::Tensor& mean_m,
+                      at::Tensor& mean_b) {
   const at::Tensor x = x_in.contiguous(), m = m_in.contiguous();
   const at::Tensor b = b_in.has_value() ? b_in->contiguous() : at::Tensor();
   const int64_t spans = (s.hw + kSpan - 1) / kSpan;
@@ -61,9 +61,8 @@ void forward_cpu_into(const CompositeShape& s, const at::Tensor& x_in, const at:
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t i = t / spans, p0 = (t % spans) * kSpan;
         double sm = 0, sb = 0;
-        composite_forward_span<scalar_t, double>(s, xp, mp, bp, op, i, p0,
-                                                 std::min(s.hw, p0 + kSpan),
-                                                 s.nb == s.n || i == 0, sm, sb);
+        composite_forward_span<scalar_t, double>(
+            s, xp, mp, bp, op, i, p0, std::min(s.hw, p0 + kSpan), s.nb == s.n || i == 0, sm, sb);
         part_m[t] = sm;
         part_b[t] = sb;
       }
@@ -86,8 +85,9 @@ void forward_cpu_into(const CompositeShape& s, const at::Tensor& x_in, const at:
   });
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_cpu(
-    const at::Tensor& x, const at::Tensor& m, const std::optional<at::Tensor>& b) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_cpu(const at::Tensor& x,
+                                                             const at::Tensor& m,
+                                                             const std::optional<at::Tensor>& b) {
   const CompositeShape s = check_composite(x, m, b);
   at::Tensor out = at::empty(x.sizes(), x.options());
   advise_huge_pages(out);
@@ -97,8 +97,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_cpu(
 }
 
 void composite_into_cpu(const at::Tensor& x, const at::Tensor& m,
-                        const std::optional<at::Tensor>& b, at::Tensor& out,
-                        at::Tensor& mean_m, at::Tensor& mean_b) {
+                        const std::optional<at::Tensor>& b, at::Tensor& out, at::Tensor& mean_m,
+                        at::Tensor& mean_b) {
   const CompositeShape s = check_composite(x, m, b);
   check_composite_into(x, m, b, out, mean_m, mean_b);
   forward_cpu_into(s, x, m, b, out, mean_m, mean_b);
@@ -137,14 +137,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_backward_cpu(
       const int64_t spans = (s.hw + kSpan - 1) / kSpan;
       at::parallel_for(0, s.n * spans, grain_for(std::min(s.hw, kSpan) * s.c),
                        [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t) {
-          const int64_t i = t / spans, p0 = (t % spans) * kSpan;
-          composite_backward_span<scalar_t>(
-              s, gp, xp, mp, bp, gxp, gmp, shared_b ? nullptr : gbp, i, p0,
-              std::min(s.hw, p0 + kSpan), static_cast<scalar_t>(gmmp[i] / m_count),
-              static_cast<scalar_t>(gbp && !shared_b ? gmbp[i] / b_count : 0));
-        }
-      });
+                         for (int64_t t = t0; t < t1; ++t) {
+                           const int64_t i = t / spans, p0 = (t % spans) * kSpan;
+                           composite_backward_span<scalar_t>(
+                               s, gp, xp, mp, bp, gxp, gmp, shared_b ? nullptr : gbp, i, p0,
+                               std::min(s.hw, p0 + kSpan), static_cast<scalar_t>(gmmp[i] / m_count),
+                               static_cast<scalar_t>(gbp && !shared_b ? gmbp[i] / b_count : 0));
+                         }
+                       });
     }
     if (shared_b) {
       double kb = 0;
@@ -154,11 +154,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_backward_cpu(
       const int64_t spans = (s.hw + kSharedSpan - 1) / kSharedSpan;
       at::parallel_for(0, spans, grain_for(std::min(s.hw, kSharedSpan) * s.n * s.c),
                        [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t)
-          composite_backward_shared_b_span<scalar_t>(
-              s, gp, mp, gbp, t * kSharedSpan, std::min(s.hw, (t + 1) * kSharedSpan),
-              static_cast<scalar_t>(kb / b_count));
-      });
+                         for (int64_t t = t0; t < t1; ++t)
+                           composite_backward_shared_b_span<scalar_t>(
+                               s, gp, mp, gbp, t * kSharedSpan,
+                               std::min(s.hw, (t + 1) * kSharedSpan),
+                               static_cast<scalar_t>(kb / b_count));
+                       });
     }
   });
   return {gx, gm, gb};
