@@ -4,6 +4,7 @@
 #include <Python.h>
 
 #include <ATen/MemoryOverlap.h>
+#include <ATen/ops/empty.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
 
@@ -108,6 +109,45 @@ CompositeShape check_composite_backward(const at::Tensor& grad_out, const at::Te
   TORCH_CHECK(grad_mean_b.dim() == 1 && grad_mean_b.size(0) == s.n, op,
               ": grad_mean_b must have shape [N] = [", s.n, "], got ", sizes_str(grad_mean_b));
   return s;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_allocating(
+    const at::Tensor& x, const at::Tensor& m, const std::optional<at::Tensor>& b,
+    ForwardInto forward, void (*fresh_output)(const at::Tensor&)) {
+  const CompositeShape s = check_composite(x, m, b);
+  at::Tensor out = at::empty(x.sizes(), x.options());
+  if (fresh_output) fresh_output(out);
+  at::Tensor mean_m = at::empty({s.n}, x.options()), mean_b = at::empty({s.n}, x.options());
+  forward(s, x, m, b, out, mean_m, mean_b);
+  return {out, mean_m, mean_b};
+}
+
+void composite_into_checked(const at::Tensor& x, const at::Tensor& m,
+                            const std::optional<at::Tensor>& b, at::Tensor& out, at::Tensor& mean_m,
+                            at::Tensor& mean_b, ForwardInto forward) {
+  const CompositeShape s = check_composite(x, m, b);
+  check_composite_into(x, m, b, out, mean_m, mean_b);
+  forward(s, x, m, b, out, mean_m, mean_b);
+}
+
+BackwardTensors prepare_backward(const at::Tensor& grad_out, const at::Tensor& grad_mean_m,
+                                 const at::Tensor& grad_mean_b, const at::Tensor& x,
+                                 const at::Tensor& m, const std::optional<at::Tensor>& b,
+                                 std::array<bool, 3> output_mask) {
+  BackwardTensors t;
+  t.s = check_composite_backward(grad_out, grad_mean_m, grad_mean_b, x, m, b);
+  t.g = grad_out.contiguous();
+  t.x = x.contiguous();
+  t.m = m.contiguous();
+  t.b = b.has_value() ? b->contiguous() : at::Tensor();
+  t.grad_mean_m = grad_mean_m.contiguous();
+  t.grad_mean_b = grad_mean_b.contiguous();
+  t.want_gb = output_mask[2] && t.s.has_b();
+  t.shared_b = t.want_gb && t.s.nb != t.s.n;
+  t.gx = at::empty(output_mask[0] ? t.x.sizes() : at::IntArrayRef{0}, x.options());
+  t.gm = at::empty(output_mask[1] ? t.m.sizes() : at::IntArrayRef{0}, x.options());
+  t.gb = at::empty(t.want_gb ? t.b.sizes() : at::IntArrayRef{0}, x.options());
+  return t;
 }
 
 namespace {

@@ -283,37 +283,27 @@ void forward_cuda_into(const CompositeShape& s, const at::Tensor& x_in, const at
 std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_cuda(const at::Tensor& x,
                                                               const at::Tensor& m,
                                                               const std::optional<at::Tensor>& b) {
-  const CompositeShape s = check_composite(x, m, b);
-  at::Tensor out = at::empty(x.sizes(), x.options());
-  at::Tensor mean_m = at::empty({s.n}, x.options()), mean_b = at::empty({s.n}, x.options());
-  forward_cuda_into(s, x, m, b, out, mean_m, mean_b);
-  return {out, mean_m, mean_b};
+  return composite_allocating(x, m, b, &forward_cuda_into, nullptr);
 }
 
 void composite_into_cuda(const at::Tensor& x, const at::Tensor& m,
                          const std::optional<at::Tensor>& b, at::Tensor& out, at::Tensor& mean_m,
                          at::Tensor& mean_b) {
-  const CompositeShape s = check_composite(x, m, b);
-  check_composite_into(x, m, b, out, mean_m, mean_b);
-  forward_cuda_into(s, x, m, b, out, mean_m, mean_b);
+  composite_into_checked(x, m, b, out, mean_m, mean_b, &forward_cuda_into);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_backward_cuda(
     const at::Tensor& grad_out, const at::Tensor& grad_mean_m, const at::Tensor& grad_mean_b,
     const at::Tensor& x_in, const at::Tensor& m_in, const std::optional<at::Tensor>& b_in,
     std::array<bool, 3> output_mask) {
-  const CompositeShape s =
-      check_composite_backward(grad_out, grad_mean_m, grad_mean_b, x_in, m_in, b_in);
   const c10::cuda::CUDAGuard guard(x_in.device());
-  const at::Tensor g = grad_out.contiguous(), x = x_in.contiguous(), m = m_in.contiguous();
-  const at::Tensor b = b_in.has_value() ? b_in->contiguous() : at::Tensor();
-  const at::Tensor gmm = grad_mean_m.contiguous(), gmb = grad_mean_b.contiguous();
-  const bool want_gb = output_mask[2] && s.has_b();
-  // Gradients not asked for are distinct empty tensors: outputs must not alias.
-  at::Tensor gx = at::empty(output_mask[0] ? x.sizes() : at::IntArrayRef{0}, x.options());
-  at::Tensor gm = at::empty(output_mask[1] ? m.sizes() : at::IntArrayRef{0}, x.options());
-  at::Tensor gb = at::empty(want_gb ? b.sizes() : at::IntArrayRef{0}, x.options());
-  const bool shared_b = want_gb && s.nb != s.n;
+  BackwardTensors bw =
+      prepare_backward(grad_out, grad_mean_m, grad_mean_b, x_in, m_in, b_in, output_mask);
+  const CompositeShape& s = bw.s;
+  const at::Tensor &g = bw.g, &x = bw.x, &m = bw.m, &b = bw.b;
+  const at::Tensor &gmm = bw.grad_mean_m, &gmb = bw.grad_mean_b;
+  at::Tensor &gx = bw.gx, &gm = bw.gm, &gb = bw.gb;
+  const bool want_gb = bw.want_gb, shared_b = bw.shared_b;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, x.scalar_type(), "bgbench_composite_backward_cuda", [&] {
