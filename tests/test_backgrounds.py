@@ -129,3 +129,13 @@ def test_apply_rejects_mismatched_shapes():
 def test_apply_rejects_integer_images_that_are_not_uint8():
     with pytest.raises(TypeError, match="uint8"):
         B.apply_reference(np.zeros((2, 32, 32), np.int64), B.background("board"))
+
+
+def test_gallery_command_refuses_to_overwrite(tmp_path, capsys):
+    from bgbench.cli import main
+
+    out = tmp_path / "g.png"
+    out.write_bytes(b"keep me")
+    assert main(["backgrounds", "show", "--out", str(out)]) == 2
+    assert "choose another --out or pass --force" in capsys.readouterr().err
+    assert out.read_bytes() == b"keep me"
