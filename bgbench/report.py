@@ -344,7 +344,8 @@ def noise_figure(groups: list[Group], path: Path) -> Path | None:
         ax.set_xlabel("noise rate of the random background")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("accuracy (%): mean, band min..max over seeds")
+    axes[0, 0].set_ylabel("accuracy (%)")
+    fig.suptitle("Lines: mean over seeds; bands: min..max over seeds", fontsize=8)
     fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=7)
     return save_png(fig, path)
 
