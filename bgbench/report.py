@@ -247,18 +247,16 @@ def readme_results(groups: list[Group]) -> str:
     six-background average (the paper's in brackets), clean accuracy, gap and worst
     background, mean ± sd over seeds; then the training wall times (Markdown)."""
     datasets = [d for d in DATASET_TITLES if any(g.dataset == d for g in groups)]
-    keys = list(dict.fromkeys((g.method, g.preset) for g in groups))
     header = ["method", "seeds"]
     for d in datasets:
         header += [f"{DATASET_TITLES[d]}: six-bg average (paper)", "clean", "gap", "worst bg"]
     rows = []
-    for method, preset in keys:
+    for method, preset in dict.fromkeys((g.method, g.preset) for g in groups):
         by_dataset = {g.dataset: g for g in groups if (g.method, g.preset) == (method, preset)}
-        any_group = next(iter(by_dataset.values()))
-        seeds = " / ".join(str(len(by_dataset[d].entries)) if d in by_dataset else "0"
-                           for d in datasets)
-        row = [_group_title(any_group, groups, method),
-               seeds if len(set(seeds.split(" / "))) > 1 else seeds.split(" / ")[0]]
+        seeds = [len(by_dataset[d].entries) if d in by_dataset else 0 for d in datasets]
+        # One count where every dataset has as many seeds, else one per dataset.
+        row = [_group_title(next(iter(by_dataset.values())), groups, method),
+               str(seeds[0]) if len(set(seeds)) == 1 else " / ".join(map(str, seeds))]
         for d in datasets:
             g = by_dataset.get(d)
             if g is None:
@@ -280,32 +278,43 @@ def _paper_average(dataset: str, method: str) -> float | None:
 
 
 def wall_times(groups: list[Group]) -> str:
-    """One Markdown line: training time per run of each method (its models'
-    ``bgbench.train_seconds``), and the total; models without the record are counted."""
-    parts, total, runs, unrecorded = [], 0.0, 0, 0
-    devices: set[str] = set()
-    for method in dict.fromkeys(g.method for g in groups):
-        seconds = []
-        for e in (e for g in groups if g.method == method for e in g.entries):
+    """One Markdown line: training minutes per run of each method (and preset) on each
+    device, from its models' ``bgbench.train_seconds`` and ``bgbench.train_device``, and the
+    total; models without the record are counted, not guessed."""
+    seconds: dict[tuple[str, str], list[float]] = defaultdict(list)
+    unrecorded = 0
+    for g in groups:
+        for e in g.entries:
             meta = e.get("metadata") or {}
-            if "bgbench.train_seconds" in meta:
-                seconds.append(float(meta["bgbench.train_seconds"]))
-                devices.add(meta.get("bgbench.train_device", "unknown device"))
-            else:
+            if "bgbench.train_seconds" not in meta:
                 unrecorded += 1
-        if seconds:
-            low, high = round(min(seconds) / 60), round(max(seconds) / 60)
-            span = f"{low}" if low == high else f"{low}-{high}"
-            parts.append(f"{method} {span} min ({len(seconds)} run{'s' * (len(seconds) > 1)})")
-            total += sum(seconds)
-            runs += len(seconds)
-    if not parts:
+                continue
+            device = meta.get("bgbench.train_device", "an unrecorded device")
+            seconds[(_group_title(g, groups, g.method), device)].append(
+                float(meta["bgbench.train_seconds"]))
+    if not seconds:
         return "- Training wall time: not recorded in these models' metadata."
-    line = (f"- Training wall time per run (`train_seconds`, on {', '.join(sorted(devices))}): "
+    devices = sorted({device for _, device in seconds})
+    parts = []
+    for (title, device), values in seconds.items():
+        where = f" on {device}" if len(devices) > 1 else ""
+        parts.append(f"{title}{where} {_minutes(values)} min "
+                     f"({len(values)} run{'s' * (len(values) > 1)})")
+    runs = sum(len(v) for v in seconds.values())
+    total = sum(sum(v) for v in seconds.values())
+    line = (f"- Training wall time per run (`train_seconds`, on {', '.join(devices)}): "
             f"{'; '.join(parts)}; all {runs} runs {total / 3600:.1f} h.")
     if unrecorded:
         line += f" {unrecorded} model{'s' * (unrecorded > 1)} did not record it."
     return line
+
+
+def _minutes(seconds: list[float]) -> str:
+    """The range of ``seconds`` in minutes: one decimal under ten minutes, whole above."""
+    low, high = min(seconds) / 60, max(seconds) / 60
+    digits = 1 if high < 10 else 0
+    low_text, high_text = f"{low:.{digits}f}", f"{high:.{digits}f}"
+    return low_text if low_text == high_text else f"{low_text}-{high_text}"
 
 
 _METHOD_COLOURS = dict(zip(METHOD_ORDER, ("tab:gray", "tab:orange", "tab:blue", "tab:green",

@@ -146,8 +146,8 @@ def test_readme_results_table_and_wall_times(tmp_path, results_dirs):
         entry["metadata"] |= {"bgbench.train_seconds": str(seconds),
                               "bgbench.train_device": "cpu"}
     line = readme_results(group_entries(entries)).splitlines()[-1]
-    assert line == ("- Training wall time per run (`train_seconds`, on cpu): proposal 2-3 min "
-                    "(2 runs); all 2 runs 0.1 h.")
+    assert line == ("- Training wall time per run (`train_seconds`, on cpu): proposal 2.5-3.1 "
+                    "min (2 runs); all 2 runs 0.1 h.")
 
 
 def test_noise_figure_has_a_panel_per_dataset_bands_and_an_outside_legend(tmp_path,
@@ -184,3 +184,16 @@ def test_one_table_convention():
     assert markdown_table(["a", "b"], [["x", "1"]]) == "| a | b |\n|---|---:|\n| x | 1 |"
     assert text_table(["name", "n"], [["ab", "10"], ["c", MISSING]]).splitlines() == [
         "name   n", "----  --", "ab    10", "c      " + MISSING]
+
+
+def test_wall_times_per_method_and_device_and_unrecorded_models(tmp_path, results_dirs):
+    r1, r2, *_ = results_dirs
+    entries = load_entries([r1, r2])[0]
+    proposal = [e for e in entries if e["method"] == "proposal"]
+    for entry, (seconds, device) in zip(proposal, ((600.0, "cpu"), (30.0, "cuda")), strict=True):
+        entry["metadata"] |= {"bgbench.train_seconds": str(seconds),
+                              "bgbench.train_device": device}
+    line = readme_results(group_entries(entries)).splitlines()[-1]
+    assert line == ("- Training wall time per run (`train_seconds`, on cpu, cuda): proposal on "
+                    "cpu 10 min (1 run); proposal on cuda 0.5 min (1 run); all 2 runs 0.2 h. "
+                    "1 model did not record it.")
