@@ -1,7 +1,10 @@
-"""asv: building a test set of 10,000 MNIST-size images, compiled core vs numpy + scikit-image."""
+"""asv: building a test set of 10,000 MNIST-size images, compiled core vs numpy + scikit-image.
+
+Torch-free: runs where only numpy, scikit-image and the core are installed.
+"""
 
 from bgbench.backgrounds import DILATION_RADIUS, apply_reference, background
-from bgbench.bench.op import mnist_like
+from bgbench.bench.core import mnist_like
 
 
 class BuildTestSetCore:

@@ -61,14 +61,17 @@ class CompositeCUDA:
         torch.cuda.synchronize()
 
 
-class CopyCPU:
-    """``copy_`` moving as many bytes as the large forward (x, m, b read, out written)."""
+class AddcmulCPU:
+    """``torch.addcmul(b, x, m, out=...)`` at the large shape: the same reads (x, m broadcast
+    over channels, b) and write as the fused forward into given outputs (``fused-out``)."""
 
     def setup(self):
-        torch.set_num_threads(2)
-        n, c, h, w = SHAPES["large"]
-        self.src = torch.rand((2 * n * c + 2 * n) * h * w // 2)
-        self.dst = torch.empty_like(self.src)
+        from bgbench.bench.op import addcmul_calls, op_inputs
 
-    def time_copy(self):
-        self.dst.copy_(self.src)
+        torch.set_num_threads(2)
+        x, m, b, _ = op_inputs(SHAPES["large"], "cpu", torch.float32, False)
+        self.run = addcmul_calls(x, m, b)[0]
+        self.run()
+
+    def time_addcmul(self):
+        self.run()

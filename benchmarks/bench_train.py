@@ -14,7 +14,7 @@ BATCH = 128
 
 def _prepare(device_name):
     from bgbench.models import MaskUNet, TiledBackgroundGenerator, VGGClassifier
-    from bgbench.train.config import PRESETS
+    from bgbench.train.config import resolve
     from bgbench.train.data import synthetic
     from bgbench.train.masks import true_mask
 
@@ -23,7 +23,7 @@ def _prepare(device_name):
     if device_name == "cpu":
         torch.set_num_threads(2)
     device = torch.device(device_name)
-    opts = PRESETS["quick"]
+    opts = resolve("quick").as_dict()
     torch.manual_seed(0)
     fmt = torch.channels_last
     nets = {"f": VGGClassifier(), "fm": MaskUNet(opts["unet_width"]),

@@ -3,7 +3,8 @@
 Every background is a binary ``uint8`` image of ``SIZE x SIZE`` (0 or 1), built by a small
 pure function in ``BACKGROUNDS`` (mnist-c style). A background replaces every pixel outside
 the object, where the object is the non-zero pixels grown by a binary dilation with a disk
-of radius 2. The definitions, pixel counts and checksums are fixed by ``shared/DESIGN.md``.
+of radius 2. The definitions, pixel counts and checksums are pinned by
+``tests/test_backgrounds.py`` and described in ``docs/backgrounds.md``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
+
+from bgbench.errors import BgbenchError
 
 SIZE = 32
 PAD = 2
@@ -100,10 +103,9 @@ BACKGROUNDS: dict[str, Callable[[], np.ndarray]] = {
 
 def background(name: str) -> np.ndarray:
     """The named background as ``uint8 [32, 32]`` of zeros and ones."""
-    try:
-        return BACKGROUNDS[name]()
-    except KeyError:
-        raise KeyError(f"unknown background {name!r}; choose from {', '.join(BACKGROUNDS)}") from None
+    if name not in BACKGROUNDS:
+        raise BgbenchError(f"unknown background {name!r}; choose from {', '.join(BACKGROUNDS)}")
+    return BACKGROUNDS[name]()
 
 
 def pad(images: np.ndarray) -> np.ndarray:

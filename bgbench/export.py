@@ -3,10 +3,15 @@
 The exported file is checked before it is written: ``onnx.checker``, the harness's own
 contract check, and onnxruntime against PyTorch on real test images (max abs logit
 difference at most ``PARITY_ATOL``, identical predictions). A model that fails is not written.
+
+A run's model carries its provenance in the ONNX metadata: the commit, preset, options hash,
+training time and device of the training run (``bgbench.train_*``, ``bgbench.preset``,
+``bgbench.options_sha256``) beside the commit that exported it (``bgbench.git_commit``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -16,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bgbench import __version__
-from bgbench.errors import BgbenchError
+from bgbench.errors import BgbenchError, ParameterError
+from bgbench.fileio import refuse_overwrite
 
 if TYPE_CHECKING:
     import torch
@@ -38,18 +44,20 @@ class ExportReport:
     metadata: dict[str, str]
 
 
-def parity_images(dataset: str, n: int = DEFAULT_PARITY_IMAGES, input_size: int = 32,
+def parity_images(dataset: str, n_images: int = DEFAULT_PARITY_IMAGES, input_size: int = 32,
                   data_root: str | os.PathLike | None = None) -> np.ndarray:
-    """``n`` test images as float32 ``[n, 1, S, S]``: half clean, half under the six backgrounds.
+    """``n_images`` test images as float32 ``[n_images, 1, S, S]``: half clean, half under the
+    six backgrounds.
 
     Backgrounds push activations where the clean set never goes, so parity covers both.
     """
     from bgbench import backgrounds as bgs
     from bgbench.data import load_numpy
 
-    if n < 2:
-        raise BgbenchError(f"--parity-images must be at least 2, got {n}")
-    images = bgs.pad(load_numpy(dataset, "test", data_root=data_root)[0][:n])
+    if n_images < 2:
+        raise ParameterError(f"`n_images` must be at least 2, got {n_images}")
+    images = bgs.pad(load_numpy(dataset, "test", data_root=data_root)[0][:n_images])
+    n = len(images)
     half = n // 2
     out = bgs.to_float(images)[:, None].copy()
     names = list(bgs.BACKGROUNDS)
@@ -64,7 +72,8 @@ def parity_images(dataset: str, n: int = DEFAULT_PARITY_IMAGES, input_size: int 
 
 def build_metadata(dataset: str, method: str, input_size: int,
                    extra: dict[str, Any] | None = None) -> dict[str, str]:
-    """The ``metadata_props`` DESIGN.md requires, plus any ``extra`` (seed, preset, ...)."""
+    """The ``metadata_props`` of the ONNX contract (dataset, method, input size, version, export
+    commit and time), plus each ``extra`` item that is not None as ``bgbench.<key>``."""
     from bgbench.provenance import git_commit
 
     meta = {
@@ -112,8 +121,7 @@ def export_model(model: torch.nn.Module, path: str | os.PathLike, *, images: np.
     from bgbench.harness.model import inspect_model, open_session
 
     path = Path(path)
-    if path.exists() and not force:
-        raise BgbenchError(f"{path} already exists; choose another --out or pass --force")
+    refuse_overwrite(path, force, "path")
     input_size = int(images.shape[-1])
     proto = to_onnx(model, input_size)
     del proto.metadata_props[:]
@@ -159,10 +167,24 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     model, config = load_classifier(run_dir)
     input_size = int(config.get("input_size", 32))
     out = run_dir / "model.onnx" if out is None else Path(out)
-    if out.exists() and not force:
-        raise BgbenchError(f"{out} already exists; choose another --out or pass --force")
+    refuse_overwrite(out, force)
     images = parity_images(config["dataset"], n_images, input_size, data_root)
-    extra = {k: config.get(k) for k in ("seed", "preset")}
-    extra["run"] = run_dir.name
-    metadata = build_metadata(config["dataset"], config["method"], input_size, extra)
+    metadata = build_metadata(config["dataset"], config["method"], input_size,
+                              run_provenance(run_dir, config))
     return export_model(model, out, images=images, metadata=metadata, force=force)
+
+
+def run_provenance(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """What the model's metadata records about its training run (``config.json`` and
+    ``done.json``); an item the run did not record is None and left out of the metadata."""
+    from bgbench.provenance import options_sha256
+
+    done_path = run_dir / "done.json"
+    try:
+        done = json.loads(done_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise BgbenchError(f"{done_path} is unreadable ({err}); retrain the run") from None
+    return {"run": run_dir.name, "seed": config.get("seed"), "preset": config.get("preset"),
+            "options_sha256": options_sha256(config["options"]),
+            "train_commit": config.get("git_commit"),
+            "train_seconds": done.get("train_seconds"), "train_device": config.get("device")}

@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees a half-written checkpoint, result or dataset file."""
+"""Writing files safely: atomically (a reader never sees a half-written checkpoint, result or
+dataset file), and never over an existing output unless asked to."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from bgbench.errors import ParameterError
 
 
 @contextlib.contextmanager
@@ -49,3 +52,18 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def refuse_overwrite(paths: str | os.PathLike | Iterable[str | os.PathLike], force: bool,
+                     parameter: str = "out") -> None:
+    """Raise unless none of ``paths`` exists or ``force`` is set.
+
+    ``parameter`` is the caller's argument that chose the path, named in the error.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    existing = [str(p) for p in paths if Path(p).exists()]
+    if existing and not force:
+        verb, them = ("exists", "it") if len(existing) == 1 else ("exist", "them")
+        raise ParameterError(f"{' and '.join(existing)} already {verb}; choose another "
+                             f"`{parameter}` or pass `force=True` to replace {them}")

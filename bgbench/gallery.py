@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bgbench import fileio
 from bgbench.backgrounds import BACKGROUNDS, SIZE, apply, background, foreground, pad, to_float
 
 
@@ -57,11 +56,9 @@ GRIDS = {"paper": gallery_grid, "extended": extended_gallery_grid}
 def draw_gallery(path: str | Path, samples: dict[str, np.ndarray], suite: str = "paper") -> Path:
     """Draw the gallery of ``suite`` (``paper`` or ``extended``) to a PNG at ``path`` (written
     atomically); returns the path."""
-    import matplotlib
+    from bgbench.plotting import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     if suite not in GRIDS:
         raise ValueError(f"unknown suite {suite!r}; choose from {', '.join(GRIDS)}")
     rows, columns, tiles = GRIDS[suite](samples)
@@ -77,8 +74,4 @@ def draw_gallery(path: str | Path, samples: dict[str, np.ndarray], suite: str = 
             if c == 0:
                 ax.set_ylabel(rows[r], fontsize=7)
     fig.tight_layout(pad=0.3)
-    path = Path(path)
-    with fileio.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

@@ -1,11 +1,14 @@
-"""Where a result came from: package version, git commit, library versions."""
+"""Where a result came from: package version, git commit, library versions, options hash."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.metadata
+import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from bgbench import __version__
 
@@ -35,3 +38,11 @@ def package_versions(names: tuple[str, ...] = ("numpy", "torch", "torchvision", 
         except importlib.metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def options_sha256(options: dict[str, Any]) -> str:
+    """SHA-256 of ``options`` as canonical JSON (sorted keys, no spaces, ASCII): equal
+    options give equal hashes whatever their order."""
+    text = json.dumps(options, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()

@@ -1,16 +1,17 @@
 """``report.md``: our results laid out like the paper's Tables 1-3, with the paper beside them.
 
 Input is one or more results directories written by ``bgbench eval``; models are grouped by
-(dataset, method) from their metadata and several seeds of one method are averaged (mean and
-standard deviation: DESIGN.md warns that robustness varies a lot from seed to seed). Figures
-are small PNGs under ``figures/`` beside the report.
+(dataset, method, preset) from their metadata and several seeds of one group are averaged
+(mean and standard deviation: robustness varies a lot from seed to seed). A group only
+averages like with like: the same test images and the same test sets. Figures are small
+PNGs under ``figures/`` beside the report. ``readme_results`` renders the README's results
+table and wall times from the same entries.
 """
 
 from __future__ import annotations
 
 import os
 import statistics
-import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,8 @@ import numpy as np
 
 from bgbench import backgrounds as bgs
 from bgbench.errors import BgbenchError
-from bgbench.fileio import atomic_path, write_text
+from bgbench.fileio import refuse_overwrite, write_text
+from bgbench.tables import MISSING, markdown_table, pct
 
 BACKGROUND_NAMES = tuple(bgs.BACKGROUNDS)
 DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
@@ -28,8 +30,8 @@ METHOD_ORDER = ("traditional", "attention", "proposal", "truemask", "noisebg")
 METHOD_TITLES = {"traditional": "Traditional", "attention": "Attention (AG-CNN)",
                  "proposal": "Proposal", "truemask": "True mask", "noisebg": "Noise background"}
 
-# DESIGN.md, "Images and the test backgrounds": the paper's Table 1 (six backgrounds, average)
-# and Table 3 (Fashion-MNIST average), accuracy in %.
+# Cruz & Cardoso's Table 1 (the six backgrounds in BACKGROUND_NAMES order, then their average)
+# and Table 3 (Fashion-MNIST six-background average), accuracy in %.
 PAPER_TABLE1: dict[tuple[str, str], tuple[float, ...]] = {
     ("mnist", "traditional"): (38.0, 24.3, 61.4, 32.9, 19.7, 11.2, 31.2),
     ("mnist", "attention"): (28.1, 26.8, 57.3, 40.1, 29.3, 25.1, 34.5),
@@ -39,14 +41,17 @@ PAPER_TABLE1: dict[tuple[str, str], tuple[float, ...]] = {
     ("fashion-mnist", "proposal"): (62.9, 61.5, 66.5, 60.9, 60.8, 45.9, 59.8),
 }
 PAPER_TABLE3: dict[str, float] = {"proposal": 59.8, "truemask": 72.8, "noisebg": 10.0}
+# The preset that reads the paper literally; its rows come before the other presets'.
+FAITHFUL_PRESET = "faithful"
 
 
 @dataclass
 class Group:
-    """Every evaluated model of one (dataset, method): usually one per seed."""
+    """Every evaluated model of one (dataset, method, preset): usually one per seed."""
 
     dataset: str
     method: str
+    preset: str | None
     entries: list[dict[str, Any]]
 
     def values(self, key: str) -> list[float]:
@@ -93,25 +98,58 @@ def load_entries(results_dirs: list[str | os.PathLike]) -> tuple[list[dict[str, 
     return entries, docs
 
 
+def _preset(entry: dict[str, Any]) -> str | None:
+    return (entry.get("metadata") or {}).get("bgbench.preset")
+
+
+def _evaluation(entry: dict[str, Any]) -> tuple[int, tuple[str, ...], tuple[float, ...]]:
+    """What a model was scored on: test images, test sets, noise rates."""
+    rates = tuple(sorted(float(r) for r in (entry.get("noise_sweep") or {})))
+    return entry["n_images"], tuple(sorted(entry["accuracy"])), rates
+
+
+def _check_comparable(key: tuple[str, str, str | None], entries: list[dict[str, Any]]) -> None:
+    """Refuse to average models that were not scored on the same images and test sets."""
+    seen = {_evaluation(e): e for e in entries}
+    if len(seen) < 2:
+        return
+    (a, first), (b, second) = list(seen.items())[:2]
+    what = ("test images (n_images, so a different limit)" if a[0] != b[0]
+            else "test sets" if a[1] != b[1] else "noise rates")
+    raise BgbenchError(
+        f"cannot average {key[0]} {key[1]} (preset {key[2]}) models scored on different "
+        f"{what}: {first['model']} ({_describe(a)}) and {second['model']} ({_describe(b)}); "
+        "evaluate every model the same way (`bgbench eval` with the same limit and "
+        "noise sweep) or leave one of the results directories out")
+
+
+def _describe(evaluation: tuple[int, tuple[str, ...], tuple[float, ...]]) -> str:
+    n, sets, rates = evaluation
+    return f"{n} images, test sets {', '.join(sets)}, {len(rates)} noise rates"
+
+
 def group_entries(entries: list[dict[str, Any]]) -> list[Group]:
-    """Groups in the paper's order (datasets, then methods); unknown methods by model name."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    """Groups in the paper's order (datasets, then methods, the faithful preset first);
+    unknown methods by model name. Raises if a group mixes differently evaluated models."""
+    groups: dict[tuple[str, str, str | None], list[dict[str, Any]]] = defaultdict(list)
     for e in entries:
         method = e["method"] if e["method"] not in ("", "unknown") else Path(e["model"]).stem
-        groups[(e["dataset"], method)].append(e)
+        groups[(e["dataset"], method, _preset(e))].append(e)
 
-    def order(key: tuple[str, str]) -> tuple[int, int, str]:
-        dataset, method = key
+    def order(key: tuple[str, str, str | None]) -> tuple[int, int, str, int, str]:
+        dataset, method, preset = key
         d = list(DATASET_TITLES).index(dataset) if dataset in DATASET_TITLES else 99
         m = METHOD_ORDER.index(method) if method in METHOD_ORDER else 99
-        return d, m, method
+        return d, m, method, preset != FAITHFUL_PRESET, preset or ""
 
-    return [Group(d, m, groups[(d, m)]) for d, m in sorted(groups, key=order)]
+    for key, members in groups.items():
+        _check_comparable(key, members)
+    return [Group(*key, groups[key]) for key in sorted(groups, key=order)]
 
 
 def _mean_sd(values: list[float]) -> str:
     if not values:
-        return "–"
+        return MISSING
     if len(values) == 1:
         return f"{values[0]:.1f}"
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
@@ -119,41 +157,45 @@ def _mean_sd(values: list[float]) -> str:
 
 def _diff(values: list[float], paper: float | None) -> str:
     if not values or paper is None:
-        return "–"
+        return MISSING
     return f"{statistics.mean(values) - paper:+.1f}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _method_title(method: str) -> str:
     return METHOD_TITLES.get(method, f"`{method}`")
 
 
+def _group_title(group: Group, groups: list[Group], title: str | None = None) -> str:
+    """``title`` (default: the method's), with the preset where the groups hold several."""
+    title = title or _method_title(group.method)
+    if len({g.preset for g in groups}) > 1:
+        title += f" [{group.preset or 'no preset'}]"
+    return title
+
+
 def table1(groups: list[Group]) -> str:
-    """Table 1: per dataset, rows ours / paper / difference for each method."""
+    """Table 1: per dataset, each method's paper row, then ours and the difference per group."""
     cols = [*BACKGROUND_NAMES, "average"]
     parts = []
     for dataset in dict.fromkeys(g.dataset for g in groups):
-        rows = []
+        rows, shown_paper = [], set()
         for g in (g for g in groups if g.dataset == dataset):
             paper = PAPER_TABLE1.get((dataset, g.method))
+            if paper and g.method not in shown_paper:
+                shown_paper.add(g.method)
+                rows.append([f"{_method_title(g.method)}: paper"] + [f"{p:.1f}" for p in paper]
+                            + [""] * 4)
             n = len(g.entries)
-            rows.append([f"{_method_title(g.method)}: ours ({n} model{'s' * (n > 1)})"]
+            title = _group_title(g, groups)
+            rows.append([f"{title}: ours ({n} model{'s' * (n > 1)})"]
                         + [_mean_sd(g.values(c)) for c in cols]
                         + [_mean_sd(g.values(k)) for k in ("clean", "gap", "worst", "fooled")])
             if paper:
-                rows.append([f"{_method_title(g.method)}: paper"] + [f"{p:.1f}" for p in paper]
-                            + [""] * 4)
-                rows.append([f"{_method_title(g.method)}: ours − paper"]
+                rows.append([f"{title}: ours − paper"]
                             + [_diff(g.values(c), p) for c, p in zip(cols, paper, strict=True)]
                             + [""] * 4)
         title = DATASET_TITLES.get(dataset, dataset)
-        parts.append(f"**{title}**\n\n" + _table(
+        parts.append(f"**{title}**\n\n" + markdown_table(
             ["method", *cols, "clean", "gap", "worst", "fooled by any"], rows))
     return "\n\n".join(parts)
 
@@ -165,23 +207,23 @@ def table2(groups: list[Group]) -> str | None:
         return None
     rates = sorted({r for g in swept for r in g.sweep()})
     header = ["noise rate"] + [f"{DATASET_TITLES.get(g.dataset, g.dataset)} "
-                               f"{_method_title(g.method)}" for g in swept]
+                               f"{_group_title(g, groups)}" for g in swept]
     rows = [[f"{rate:g}"] + [_mean_sd(g.sweep().get(rate, [])) for g in swept]
             for rate in rates]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def table3(groups: list[Group]) -> str | None:
     """Table 3: Fashion-MNIST six-background average of the proposal and its ablations."""
     rows = []
     for method, paper in PAPER_TABLE3.items():
-        [g] = [g for g in groups if (g.dataset, g.method) == ("fashion-mnist", method)] or [None]
-        values = g.values("average") if g else []
-        rows.append([_method_title(method), _mean_sd(values), f"{paper:.1f}",
-                     _diff(values, paper)])
-    if all(r[1] == "–" for r in rows):
+        found = [g for g in groups if (g.dataset, g.method) == ("fashion-mnist", method)]
+        for title, values in ([(_group_title(g, groups), g.values("average")) for g in found]
+                              or [(_method_title(method), [])]):
+            rows.append([title, _mean_sd(values), f"{paper:.1f}", _diff(values, paper)])
+    if all(r[1] == MISSING for r in rows):
         return None
-    return _table(["method", "ours", "paper", "ours − paper"], rows)
+    return markdown_table(["method", "ours", "paper", "ours − paper"], rows)
 
 
 def model_table(entries: list[dict[str, Any]]) -> str:
@@ -191,54 +233,130 @@ def model_table(entries: list[dict[str, Any]]) -> str:
         meta = e.get("metadata") or {}
         acc = e["accuracy"]
         rows.append([f"`{Path(e['model']).name}`", e["dataset"], e["method"],
-                     meta.get("bgbench.seed", "–")]
-                    + [_pct(acc.get(c)) for c in ("clean", *BACKGROUND_NAMES)]
-                    + [_pct(e["background_average"]), _pct(e["fooled_by_any"]),
+                     meta.get("bgbench.preset", MISSING), meta.get("bgbench.seed", MISSING)]
+                    + [pct(acc.get(c)) for c in ("clean", *BACKGROUND_NAMES)]
+                    + [pct(e["background_average"]), pct(e["fooled_by_any"]),
                        f"{e['provider'].removesuffix('ExecutionProvider')} ×{e['threads']}",
                        f"{e['images_per_second']:.0f}"])
-    return _table(["model", "dataset", "method", "seed", "clean", *BACKGROUND_NAMES, "average",
-                   "fooled", "provider", "img/s"], rows)
+    return markdown_table(["model", "dataset", "method", "preset", "seed", "clean",
+                           *BACKGROUND_NAMES, "average", "fooled", "provider", "img/s"], rows)
 
 
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
+def readme_results(groups: list[Group]) -> str:
+    """The README's results: one row per method (and preset) with, per dataset, the
+    six-background average (the paper's in brackets), clean accuracy, gap and worst
+    background, mean ± sd over seeds; then the training wall times (Markdown)."""
+    datasets = [d for d in DATASET_TITLES if any(g.dataset == d for g in groups)]
+    header = ["method", "seeds"]
+    for d in datasets:
+        header += [f"{DATASET_TITLES[d]}: six-bg average (paper)", "clean", "gap", "worst bg"]
+    rows = []
+    for method, preset in dict.fromkeys((g.method, g.preset) for g in groups):
+        by_dataset = {g.dataset: g for g in groups if (g.method, g.preset) == (method, preset)}
+        seeds = [len(by_dataset[d].entries) if d in by_dataset else 0 for d in datasets]
+        # One count where every dataset has as many seeds, else one per dataset.
+        row = [_group_title(next(iter(by_dataset.values())), groups, method),
+               str(seeds[0]) if len(set(seeds)) == 1 else " / ".join(map(str, seeds))]
+        for d in datasets:
+            g = by_dataset.get(d)
+            if g is None:
+                row += [MISSING] * 4
+                continue
+            paper = _paper_average(d, method)
+            average = _mean_sd(g.values("average"))
+            row += [average + (f" ({paper:.1f})" if paper is not None else "")]
+            row += [_mean_sd(g.values(k)) for k in ("clean", "gap", "worst")]
+        rows.append(row)
+    return markdown_table(header, rows) + "\n\n" + wall_times(groups)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+def _paper_average(dataset: str, method: str) -> float | None:
+    """The paper's six-background average for ``method`` on ``dataset``, if it gives one."""
+    if (dataset, method) in PAPER_TABLE1:
+        return PAPER_TABLE1[(dataset, method)][-1]
+    return PAPER_TABLE3.get(method) if dataset == "fashion-mnist" else None
 
 
-def _save(fig, path: Path) -> Path:
-    plt = _pyplot()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
-    return path
+def wall_times(groups: list[Group]) -> str:
+    """One Markdown line: training minutes per run of each method (and preset) on each
+    device, from its models' ``bgbench.train_seconds`` and ``bgbench.train_device``, and the
+    total; models without the record are counted, not guessed."""
+    seconds: dict[tuple[str, str], list[float]] = defaultdict(list)
+    unrecorded = 0
+    for g in groups:
+        for e in g.entries:
+            meta = e.get("metadata") or {}
+            if "bgbench.train_seconds" not in meta:
+                unrecorded += 1
+                continue
+            device = meta.get("bgbench.train_device", "an unrecorded device")
+            seconds[(_group_title(g, groups, g.method), device)].append(
+                float(meta["bgbench.train_seconds"]))
+    if not seconds:
+        return "- Training wall time: not recorded in these models' metadata."
+    devices = sorted({device for _, device in seconds})
+    parts = []
+    for (title, device), values in seconds.items():
+        where = f" on {device}" if len(devices) > 1 else ""
+        parts.append(f"{title}{where} {_minutes(values)} min "
+                     f"({len(values)} run{'s' * (len(values) > 1)})")
+    runs = sum(len(v) for v in seconds.values())
+    total = sum(sum(v) for v in seconds.values())
+    line = (f"- Training wall time per run (`train_seconds`, on {', '.join(devices)}): "
+            f"{'; '.join(parts)}; all {runs} runs {total / 3600:.1f} h.")
+    if unrecorded:
+        line += f" {unrecorded} model{'s' * (unrecorded > 1)} did not record it."
+    return line
+
+
+def _minutes(seconds: list[float]) -> str:
+    """The range of ``seconds`` in minutes: one decimal under ten minutes, whole above."""
+    low, high = min(seconds) / 60, max(seconds) / 60
+    digits = 1 if high < 10 else 0
+    low_text, high_text = f"{low:.{digits}f}", f"{high:.{digits}f}"
+    return low_text if low_text == high_text else f"{low_text}-{high_text}"
+
+
+_METHOD_COLOURS = dict(zip(METHOD_ORDER, ("tab:gray", "tab:orange", "tab:blue", "tab:green",
+                                          "tab:purple"), strict=True))
 
 
 def noise_figure(groups: list[Group], path: Path) -> Path | None:
-    """Accuracy against noise rate, one line per (dataset, method), mean over seeds."""
+    """Accuracy against noise rate: one panel per dataset, one line per method (mean over
+    seeds) with the seeds' min..max as a band; the legend sits outside the panels."""
+    from bgbench.plotting import pyplot, save_png
+
     swept = [g for g in groups if g.sweep()]
     if not swept:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    for g in swept:
-        sweep = g.sweep()
-        ax.plot(list(sweep), [statistics.mean(v) for v in sweep.values()], marker=".",
-                label=f"{DATASET_TITLES.get(g.dataset, g.dataset)} {g.method}")
-    ax.set_xlabel("noise rate of the random background")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _save(fig, path)
+    plt = pyplot()
+    datasets = list(dict.fromkeys(g.dataset for g in swept))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(3.6 * len(datasets) + 1.6, 3.2),
+                             sharey=True, squeeze=False, layout="constrained")
+    handles = {}
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        for g in (g for g in swept if g.dataset == dataset):
+            sweep = g.sweep()
+            rates = list(sweep)
+            colour = _METHOD_COLOURS.get(g.method)
+            label = f"{_group_title(g, groups)} ({len(g.entries)} seed"
+            label += "s)" if len(g.entries) > 1 else ")"
+            (line,) = ax.plot(rates, [statistics.mean(v) for v in sweep.values()], marker=".",
+                              color=colour, linestyle=":" if g.preset == FAITHFUL_PRESET
+                              else "-")
+            if any(len(v) > 1 for v in sweep.values()):
+                ax.fill_between(rates, [min(v) for v in sweep.values()],
+                                [max(v) for v in sweep.values()], color=line.get_color(),
+                                alpha=0.2, linewidth=0)
+            handles.setdefault(label, line)
+        ax.set_title(DATASET_TITLES.get(dataset, dataset), fontsize=9)
+        ax.set_xlabel("noise rate of the random background")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("accuracy (%)")
+    fig.suptitle("Lines: mean over seeds; bands: min..max over seeds", fontsize=8)
+    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=7)
+    return save_png(fig, path)
 
 
 def gallery_figure(datasets: list[str], path: Path, data_root: str | os.PathLike | None
@@ -264,6 +382,8 @@ def generator_figure(run_dir: Path, path: Path, data_root: str | os.PathLike | N
     import torch
 
     from bgbench.data import load_numpy
+    from bgbench.ops import composite
+    from bgbench.plotting import pyplot, save_png
     from bgbench.train import load_generators, read_config
     from bgbench.train.masks import stage3_mask
     from bgbench.train.steps import sample_background, uniforms
@@ -281,9 +401,9 @@ def generator_figure(run_dir: Path, path: Path, data_root: str | os.PathLike | N
                         opts["mask_dilation"])
         b = bg_gen(bg_gen.sample_noise(n, generator=gen))
         b = sample_background(b, uniforms(n, b.shape[-1], opts["bg_sample"], gen))
-        composite = m * x + (1 - m) * b
-    columns = {"image": x, "mask": m, "background": b, "composite": composite}
-    plt = _pyplot()
+        composed = composite(x, m, b)[0]
+    columns = {"image": x, "mask": m, "background": b, "composite": composed}
+    plt = pyplot()
     fig, axes = plt.subplots(n, len(columns), figsize=(1.1 * len(columns), 1.1 * n + 0.3),
                              squeeze=False)
     for c, (title, tensor) in enumerate(columns.items()):
@@ -297,7 +417,7 @@ def generator_figure(run_dir: Path, path: Path, data_root: str | os.PathLike | N
             if r == 0:
                 ax.set_title(title, fontsize=8)
     fig.tight_layout(pad=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def find_run_dirs(runs: list[str | os.PathLike], entries: list[dict[str, Any]]) -> list[Path]:
@@ -322,8 +442,7 @@ def write_report(results_dirs: list[str | os.PathLike], out: str | os.PathLike, 
                  data_root: str | os.PathLike | None = None) -> Path:
     """Write ``out`` (Markdown) and its figures; returns the report's path."""
     out = Path(out)
-    if out.exists() and not force:
-        raise BgbenchError(f"{out} already exists; choose another --out or pass --force")
+    refuse_overwrite(out, force)
     entries, docs = load_entries(list(results_dirs))
     groups = group_entries(entries)
     figures = out.parent / "figures"
@@ -333,7 +452,7 @@ def write_report(results_dirs: list[str | os.PathLike], out: str | os.PathLike, 
     md = ["# bgbench report", ""]
     md.append("Accuracy in %. Where a method has several models (seeds), ours is the mean ± "
               "standard deviation over them and the difference is from the mean. The paper's "
-              "numbers are those of Cruz & Cardoso as recorded in DESIGN.md.")
+              "numbers are Cruz & Cardoso's Tables 1 and 3.")
     md.append("")
     for doc in docs:
         limited = f", first {doc['limit']} test images only" if doc.get("limit") else ""
@@ -346,8 +465,7 @@ def write_report(results_dirs: list[str | os.PathLike], out: str | os.PathLike, 
     t2 = table2(groups)
     md += ["## Table 2: accuracy against the noise rate of the random background", ""]
     if t2:
-        md += ["The paper's Table 2 values are not recorded in DESIGN.md, so only ours are "
-               "shown.", "", t2, ""]
+        md += ["Ours only: bgbench does not carry the paper's Table 2 values.", "", t2, ""]
         md += ["![noise sweep](figures/noise_sweep.png)", ""]
         noise_figure(groups, figures / "noise_sweep.png")
     else:
@@ -374,9 +492,7 @@ def write_report(results_dirs: list[str | os.PathLike], out: str | os.PathLike, 
     for run_dir in run_dirs:
         name = f"generators-{run_dir.name}.png"
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                generator_figure(run_dir, figures / name, data_root)
+            generator_figure(run_dir, figures / name, data_root)
             md += [f"`{run_dir.name}`: test images, learned masks, generated backgrounds and "
                    "their composites.", "", f"![{run_dir.name}](figures/{name})", ""]
         except (BgbenchError, ImportError) as err:

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/composite.h"
+#include "kernels/dilate.h"
 
 namespace py = pybind11;
 
@@ -39,8 +39,8 @@ std::vector<float> cast_background(const void* raw, int64_t size) {
 // One thread's run of images. On x86-64 it is also compiled for AVX2 and picked at load
 // time: twice the vector width for the byte-plane dilation and the select.
 template <typename Tin>
-inline void build_run(const Tin* images, const float* bg, float* out, int64_t begin,
-                      int64_t end, int64_t h, int64_t w, int radius) {
+inline void build_run(const Tin* images, const float* bg, float* out, int64_t begin, int64_t end,
+                      int64_t h, int64_t w, int radius) {
   bgbench::DiskDilation dil(h, w, radius);
   for (int64_t i = begin; i < end; ++i)
     bgbench::dilate_composite(dil, images + i * h * w, bg, out + i * h * w, h, w);
@@ -65,8 +65,7 @@ BGBENCH_CLONES void run_float64(const void* images, const float* bg, float* out,
   build_run(static_cast<const double*>(images), bg, out, begin, end, h, w, radius);
 }
 
-using RunFn = void (*)(const void*, const float*, float*, int64_t, int64_t, int64_t, int64_t,
-                       int);
+using RunFn = void (*)(const void*, const float*, float*, int64_t, int64_t, int64_t, int64_t, int);
 
 void build(RunFn run, const void* images, const float* bg, float* out, int64_t n, int64_t h,
            int64_t w, int radius, int threads) {
@@ -78,8 +77,8 @@ void build(RunFn run, const void* images, const float* bg, float* out, int64_t n
   }
 }
 
-py::array_t<float> build_test_set(const py::array& images, const py::array& background,
-                                  int radius, int threads) {
+py::array_t<float> build_test_set(const py::array& images, const py::array& background, int radius,
+                                  int threads) {
   const Pixel ipix = pixel_type(images, "images");
   const Pixel bpix = pixel_type(background, "background");
   if (images.ndim() != 3)
@@ -87,8 +86,8 @@ py::array_t<float> build_test_set(const py::array& images, const py::array& back
   if (background.ndim() != 2 || background.shape(0) != images.shape(1) ||
       background.shape(1) != images.shape(2))
     throw py::value_error("background must have shape [H, W] = (" +
-                          std::to_string(images.shape(1)) + ", " +
-                          std::to_string(images.shape(2)) + "), got " + shape_str(background));
+                          std::to_string(images.shape(1)) + ", " + std::to_string(images.shape(2)) +
+                          "), got " + shape_str(background));
   if (!(images.flags() & py::array::c_style))
     throw py::value_error("images must be C-contiguous (use np.ascontiguousarray)");
   if (!(background.flags() & py::array::c_style))
@@ -105,9 +104,10 @@ py::array_t<float> build_test_set(const py::array& images, const py::array& back
   {
     py::gil_scoped_release release;
     // The background is cast, never rescaled (as the reference's bg.astype(np.float32)).
-    const std::vector<float> bg = bpix == Pixel::kUint8   ? cast_background<uint8_t>(bg_ptr, h * w)
-                                  : bpix == Pixel::kFloat32 ? cast_background<float>(bg_ptr, h * w)
-                                                            : cast_background<double>(bg_ptr, h * w);
+    const std::vector<float> bg = bpix == Pixel::kUint8 ? cast_background<uint8_t>(bg_ptr, h * w)
+                                  : bpix == Pixel::kFloat32
+                                      ? cast_background<float>(bg_ptr, h * w)
+                                      : cast_background<double>(bg_ptr, h * w);
     const RunFn run = ipix == Pixel::kUint8     ? run_uint8
                       : ipix == Pixel::kFloat32 ? run_float32
                                                 : run_float64;

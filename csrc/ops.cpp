@@ -1,7 +1,10 @@
 // Schemas of the bgbench ops, the input checks both backends share, the autograd kernel,
 // and the Python module init that lets `import bgbench._C` load (and so register) them.
+// Python.h before any standard header: it sets feature macros those headers read.
 #include <Python.h>
+
 #include <ATen/MemoryOverlap.h>
+#include <ATen/ops/empty.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
 
@@ -48,8 +51,8 @@ CompositeShape check_inputs(const char* op, const at::Tensor& x, const at::Tenso
     check_like_x(op, "b", *b, x);
     TORCH_CHECK(b->dim() == 4 && (b->size(0) == 1 || b->size(0) == n) &&
                     (b->size(1) == 1 || b->size(1) == c) && b->size(2) == h && b->size(3) == w,
-                op, ": b must have shape [1 or N, 1 or C, H, W] = [1 or ", n, ", 1 or ", c, ", ",
-                h, ", ", w, "], got ", sizes_str(*b));
+                op, ": b must have shape [1 or N, 1 or C, H, W] = [1 or ", n, ", 1 or ", c, ", ", h,
+                ", ", w, "], got ", sizes_str(*b));
     s.nb = b->size(0);
     s.cb = b->size(1);
   }
@@ -72,8 +75,8 @@ void check_composite_into(const at::Tensor& x, const at::Tensor& m,
   TORCH_CHECK(out.sizes() == x.sizes() && out.is_contiguous(), op,
               ": out must be a contiguous tensor of x's shape ", sizes_str(x), ", got ",
               sizes_str(out), out.is_contiguous() ? "" : " (not contiguous)");
-  for (const auto& [name, t] : {std::pair<const char*, const at::Tensor&>{"mean_m", mean_m},
-                                {"mean_b", mean_b}}) {
+  for (const auto& [name, t] :
+       {std::pair<const char*, const at::Tensor&>{"mean_m", mean_m}, {"mean_b", mean_b}}) {
     check_like_x(op, name, t, x);
     TORCH_CHECK(t.dim() == 1 && t.size(0) == n && t.is_contiguous(), op, ": ", name,
                 " must be a contiguous tensor of shape [N] = [", n, "], got ", sizes_str(t));
@@ -91,15 +94,14 @@ void check_composite_into(const at::Tensor& x, const at::Tensor& m,
   at::assert_no_overlap(out, mean_b);
 }
 
-CompositeShape check_composite_backward(const at::Tensor& grad_out,
-                                        const at::Tensor& grad_mean_m,
+CompositeShape check_composite_backward(const at::Tensor& grad_out, const at::Tensor& grad_mean_m,
                                         const at::Tensor& grad_mean_b, const at::Tensor& x,
                                         const at::Tensor& m, const std::optional<at::Tensor>& b) {
   const char* op = "bgbench::composite_backward";
   const CompositeShape s = check_inputs(op, x, m, b);
   check_like_x(op, "grad_out", grad_out, x);
-  TORCH_CHECK(grad_out.sizes() == x.sizes(), op, ": grad_out must have x's shape ",
-              sizes_str(x), ", got ", sizes_str(grad_out));
+  TORCH_CHECK(grad_out.sizes() == x.sizes(), op, ": grad_out must have x's shape ", sizes_str(x),
+              ", got ", sizes_str(grad_out));
   check_like_x(op, "grad_mean_m", grad_mean_m, x);
   TORCH_CHECK(grad_mean_m.dim() == 1 && grad_mean_m.size(0) == s.n, op,
               ": grad_mean_m must have shape [N] = [", s.n, "], got ", sizes_str(grad_mean_m));
@@ -107,6 +109,45 @@ CompositeShape check_composite_backward(const at::Tensor& grad_out,
   TORCH_CHECK(grad_mean_b.dim() == 1 && grad_mean_b.size(0) == s.n, op,
               ": grad_mean_b must have shape [N] = [", s.n, "], got ", sizes_str(grad_mean_b));
   return s;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_allocating(
+    const at::Tensor& x, const at::Tensor& m, const std::optional<at::Tensor>& b,
+    ForwardInto forward, void (*fresh_output)(const at::Tensor&)) {
+  const CompositeShape s = check_composite(x, m, b);
+  at::Tensor out = at::empty(x.sizes(), x.options());
+  if (fresh_output) fresh_output(out);
+  at::Tensor mean_m = at::empty({s.n}, x.options()), mean_b = at::empty({s.n}, x.options());
+  forward(s, x, m, b, out, mean_m, mean_b);
+  return {out, mean_m, mean_b};
+}
+
+void composite_into_checked(const at::Tensor& x, const at::Tensor& m,
+                            const std::optional<at::Tensor>& b, at::Tensor& out, at::Tensor& mean_m,
+                            at::Tensor& mean_b, ForwardInto forward) {
+  const CompositeShape s = check_composite(x, m, b);
+  check_composite_into(x, m, b, out, mean_m, mean_b);
+  forward(s, x, m, b, out, mean_m, mean_b);
+}
+
+BackwardTensors prepare_backward(const at::Tensor& grad_out, const at::Tensor& grad_mean_m,
+                                 const at::Tensor& grad_mean_b, const at::Tensor& x,
+                                 const at::Tensor& m, const std::optional<at::Tensor>& b,
+                                 std::array<bool, 3> output_mask) {
+  BackwardTensors t;
+  t.s = check_composite_backward(grad_out, grad_mean_m, grad_mean_b, x, m, b);
+  t.g = grad_out.contiguous();
+  t.x = x.contiguous();
+  t.m = m.contiguous();
+  t.b = b.has_value() ? b->contiguous() : at::Tensor();
+  t.grad_mean_m = grad_mean_m.contiguous();
+  t.grad_mean_b = grad_mean_b.contiguous();
+  t.want_gb = output_mask[2] && t.s.has_b();
+  t.shared_b = t.want_gb && t.s.nb != t.s.n;
+  t.gx = at::empty(output_mask[0] ? t.x.sizes() : at::IntArrayRef{0}, x.options());
+  t.gm = at::empty(output_mask[1] ? t.m.sizes() : at::IntArrayRef{0}, x.options());
+  t.gb = at::empty(t.want_gb ? t.b.sizes() : at::IntArrayRef{0}, x.options());
+  return t;
 }
 
 namespace {
@@ -137,8 +178,8 @@ class CompositeFunction : public torch::autograd::Function<CompositeFunction> {
         c10::Dispatcher::singleton()
             .findSchemaOrThrow("bgbench::composite_backward", "")
             .typed<Triple(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                          const at::Tensor&, const at::Tensor&,
-                          const std::optional<at::Tensor>&, std::array<bool, 3>)>();
+                          const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                          std::array<bool, 3>)>();
     const variable_list saved = ctx->get_saved_variables();
     const std::optional<at::Tensor> b =
         saved[2].defined() ? std::optional<at::Tensor>(saved[2]) : std::nullopt;
@@ -147,8 +188,7 @@ class CompositeFunction : public torch::autograd::Function<CompositeFunction> {
                                    b.has_value() && ctx->needs_input_grad(2)};
     if (!(mask[0] || mask[1] || mask[2])) return {at::Tensor(), at::Tensor(), at::Tensor()};
     auto [gx, gm, gb] = op.call(grads[0], grads[1], grads[2], saved[0], saved[1], b, mask);
-    return {mask[0] ? gx : at::Tensor(), mask[1] ? gm : at::Tensor(),
-            mask[2] ? gb : at::Tensor()};
+    return {mask[0] ? gx : at::Tensor(), mask[1] ? gm : at::Tensor(), mask[2] ? gb : at::Tensor()};
   }
 };
 
@@ -157,13 +197,13 @@ class CompositeFunction : public torch::autograd::Function<CompositeFunction> {
 void composite_into_autograd(const at::Tensor& x, const at::Tensor& m,
                              const std::optional<at::Tensor>& b, at::Tensor& out,
                              at::Tensor& mean_m, at::Tensor& mean_b) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("bgbench::composite_into", "")
-                             .typed<void(const at::Tensor&, const at::Tensor&,
-                                         const std::optional<at::Tensor>&, at::Tensor&,
-                                         at::Tensor&, at::Tensor&)>();
-  const bool needs_grad = x.requires_grad() || m.requires_grad() ||
-                          (b.has_value() && b->requires_grad());
+  static const auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("bgbench::composite_into", "")
+          .typed<void(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                      at::Tensor&, at::Tensor&, at::Tensor&)>();
+  const bool needs_grad =
+      x.requires_grad() || m.requires_grad() || (b.has_value() && b->requires_grad());
   TORCH_CHECK(!(at::GradMode::is_enabled() && needs_grad),
               "bgbench::composite_into: writing into given outputs does not support autograd, "
               "and an input requires grad; call composite without out=, or run under "

@@ -5,8 +5,9 @@ import pytest
 from skimage.morphology import disk
 
 from bgbench import backgrounds as B
+from bgbench.errors import BgbenchError
 
-# Pixel counts and SHA-256 prefixes from shared/DESIGN.md.
+# The pinned pixel counts and SHA-256 prefixes of the six backgrounds.
 EXPECTED = {
     "stripes": (207, "b34bbc2d70e8d89d"),
     "board": (512, "53972d97ce4e5c4d"),
@@ -32,7 +33,7 @@ def test_background_pinned(name):
 
 
 def test_unknown_background_names_choices():
-    with pytest.raises(KeyError, match="choose from stripes"):
+    with pytest.raises(BgbenchError, match="choose from stripes"):
         B.background("plaid")
 
 
@@ -128,3 +129,13 @@ def test_apply_rejects_mismatched_shapes():
 def test_apply_rejects_integer_images_that_are_not_uint8():
     with pytest.raises(TypeError, match="uint8"):
         B.apply_reference(np.zeros((2, 32, 32), np.int64), B.background("board"))
+
+
+def test_gallery_command_refuses_to_overwrite(tmp_path, capsys):
+    from bgbench.cli import main
+
+    out = tmp_path / "g.png"
+    out.write_bytes(b"keep me")
+    assert main(["backgrounds", "show", "--out", str(out)]) == 2
+    assert "choose another --out or pass --force" in capsys.readouterr().err
+    assert out.read_bytes() == b"keep me"

@@ -167,7 +167,7 @@ def test_deleted_byte_is_a_checksum_error_naming_the_file(copied_root):
     target.write_bytes(data[:500] + data[501:])
     with pytest.raises(BgbenchError, match="checksum") as err:
         prepare.prepare("fashion-mnist", copied_root)
-    assert str(target) in str(err.value)
+    assert str(target) in str(err.value) and "pass `force=True`" in str(err.value)
     with pytest.raises(BgbenchError, match="t10k-labels-idx1-ubyte"):
         load.load_numpy("fashion-mnist", "test", copied_root)
 

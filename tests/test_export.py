@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from bgbench.errors import BgbenchError  # noqa: E402
+from bgbench.errors import BgbenchError, ParameterError  # noqa: E402
 from bgbench.export import build_metadata, export_model, export_run, to_onnx  # noqa: E402
 
 
@@ -90,7 +90,7 @@ def test_refuses_overwrite_and_disagreeing_models(tmp_path, monkeypatch):
     meta = build_metadata("mnist", "traditional", 32)
     path = tmp_path / "m.onnx"
     path.write_bytes(b"keep me")
-    with pytest.raises(BgbenchError, match="--force"):
+    with pytest.raises(ParameterError, match="already exists.*`force=True`"):
         export_model(model, path, images=images, metadata=meta)
     assert path.read_bytes() == b"keep me"
 
@@ -107,3 +107,64 @@ def test_export_run_needs_a_finished_run(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"dataset": "mnist"}))
     with pytest.raises(BgbenchError, match="has not finished"):
         export_run(tmp_path)
+
+
+def finished_run(run_dir, monkeypatch, train_seconds: float = 12.5):
+    """A finished run's config.json and done.json; its classifier is ``tiny_classifier``
+    and its test images are random, so no training or prepared dataset is needed."""
+    import bgbench.data
+    import bgbench.train
+
+    config = {"dataset": "mnist", "method": "proposal", "preset": "quick", "seed": 2,
+              "options": {"lr": 0.001, "batch_size": 128}, "device": "cpu",
+              "git_commit": "abc123"}
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps(config))
+    (run_dir / "done.json").write_text(json.dumps({"train_seconds": train_seconds}))
+    monkeypatch.setattr(bgbench.train, "load_classifier",
+                        lambda d: (tiny_classifier().eval(), json.loads(
+                            (d / "config.json").read_text())))
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(bgbench.data, "load_numpy", lambda *a, **k: (
+        rng.integers(0, 256, (40, 28, 28), dtype=np.uint8), rng.integers(0, 10, 40)))
+    return config
+
+
+def test_export_run_records_the_training_provenance(tmp_path, monkeypatch):
+    from bgbench.provenance import options_sha256
+
+    run_dir = tmp_path / "run-a"
+    finished_run(run_dir, monkeypatch)
+    report = export_run(run_dir, n_images=20)
+    props = {p.key: p.value for p in onnx.load(str(report.path)).metadata_props}
+    assert props["bgbench.train_commit"] == "abc123"
+    assert props["bgbench.preset"] == "quick" and props["bgbench.seed"] == "2"
+    assert props["bgbench.train_seconds"] == "12.5"
+    assert props["bgbench.train_device"] == "cpu" and props["bgbench.run"] == "run-a"
+    assert props["bgbench.options_sha256"] == options_sha256({"batch_size": 128, "lr": 0.001})
+    assert props["bgbench.options_sha256"] != options_sha256({"batch_size": 64, "lr": 0.001})
+
+
+def test_options_hash_is_canonical():
+    from bgbench.provenance import options_sha256
+
+    digest = options_sha256({"b": [1, 2], "a": 0.5})
+    assert digest == options_sha256({"a": 0.5, "b": [1, 2]})
+    # The documented canonical form, so other tools can recompute it.
+    import hashlib
+
+    assert digest == hashlib.sha256(b'{"a":0.5,"b":[1,2]}').hexdigest()
+
+
+def test_cli_export_names_flags(tmp_path, monkeypatch, capsys):
+    from bgbench.cli import main
+
+    run_dir = tmp_path / "run"
+    finished_run(run_dir, monkeypatch)
+    assert main(["export", str(run_dir), "--parity-images", "1"]) == 2
+    assert "--parity-images must be at least 2" in capsys.readouterr().err
+    (run_dir / "model.onnx").write_bytes(b"keep me")
+    assert main(["export", str(run_dir), "--parity-images", "20"]) == 2
+    err = capsys.readouterr().err
+    assert "choose another --out or pass --force" in err and "force=True" not in err
+    assert (run_dir / "model.onnx").read_bytes() == b"keep me"

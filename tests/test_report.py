@@ -9,17 +9,26 @@ import onnx
 import pytest
 from test_harness import make_model, synthetic_data
 
-from bgbench.errors import BgbenchError
+from bgbench.errors import BgbenchError, ParameterError
 from bgbench.harness import TestSuite, evaluate, write_results
-from bgbench.report import PAPER_TABLE1, write_report
+from bgbench.report import (
+    PAPER_TABLE1,
+    group_entries,
+    load_entries,
+    noise_figure,
+    readme_results,
+    write_report,
+)
+from bgbench.tables import MISSING, markdown_table, pct, text_table
 
 
-def tagged_model(path, dataset: str, method: str, seed: int, weights=None):
+def tagged_model(path, dataset: str, method: str, seed: int, weights=None, **extra):
     make_model(path, dataset=dataset, weights=weights)
     model = onnx.load(str(path))
     onnx.helper.set_model_props(model, {"bgbench.dataset": dataset, "bgbench.method": method,
                                         "bgbench.input_size": "32", "bgbench.seed": str(seed),
-                                        "bgbench.run": f"{dataset}-{method}-seed{seed}"})
+                                        "bgbench.run": f"{dataset}-{method}-seed{seed}",
+                                        **{f"bgbench.{k}": str(v) for k, v in extra.items()}})
     onnx.save(model, str(path))
     return path
 
@@ -71,7 +80,7 @@ def test_report_tables_and_figures(tmp_path, results_dirs):
 def test_report_refuses_overwrite_and_bad_input(tmp_path, results_dirs):
     r1, *_ = results_dirs
     out = write_report([r1], tmp_path / "report.md")
-    with pytest.raises(BgbenchError, match="--force"):
+    with pytest.raises(ParameterError, match="pass `force=True`"):
         write_report([r1], out)
     write_report([r1], out, force=True)
     with pytest.raises(BgbenchError, match="does not exist"):
@@ -80,3 +89,111 @@ def test_report_refuses_overwrite_and_bad_input(tmp_path, results_dirs):
     (tmp_path / "bad" / "results.json").write_text("{not json")
     with pytest.raises(BgbenchError, match="not valid JSON"):
         write_report([tmp_path / "bad"], tmp_path / "y.md")
+
+
+def test_report_refuses_to_average_differently_evaluated_models(tmp_path):
+    images, labels = synthetic_data()
+    model = tagged_model(tmp_path / "p.onnx", "mnist", "proposal", 0)
+    other = tagged_model(tmp_path / "q.onnx", "mnist", "proposal", 1)
+    full = TestSuite("mnist", images, labels, threads=1)
+    limited = TestSuite("mnist", images[:40], labels[:40], threads=1)
+    write_results(tmp_path / "full", evaluate([model], threads=1, suites={"mnist": full}))
+    write_results(tmp_path / "limited", evaluate([other], threads=1,
+                                                 suites={"mnist": limited}))
+    write_results(tmp_path / "swept", evaluate([other], noise_sweep=True, threads=1,
+                                               suites={"mnist": full}))
+    entries, _ = load_entries([tmp_path / "full", tmp_path / "limited"])
+    with pytest.raises(BgbenchError, match="different test images.*p.onnx.*q.onnx"):
+        group_entries(entries)
+    entries, _ = load_entries([tmp_path / "full", tmp_path / "swept"])
+    with pytest.raises(BgbenchError, match="different noise rates"):
+        group_entries(entries)
+    with pytest.raises(BgbenchError, match="different test images"):
+        write_report([tmp_path / "full", tmp_path / "limited"], tmp_path / "r.md")
+    assert not (tmp_path / "r.md").exists()
+
+
+def test_presets_are_separate_groups_faithful_first(tmp_path):
+    images, labels = synthetic_data()
+    suites = {"mnist": TestSuite("mnist", images, labels, threads=1)}
+    models = [tagged_model(tmp_path / f"{preset}.onnx", "mnist", "proposal", 0, preset=preset)
+              for preset in ("full", "faithful")]
+    write_results(tmp_path / "r", evaluate(models, threads=1, suites=suites))
+    groups = group_entries(load_entries([tmp_path / "r"])[0])
+    assert [g.preset for g in groups] == ["faithful", "full"]
+    table = readme_results(groups)
+    assert table.index("| proposal [faithful] |") < table.index("| proposal [full] |")
+
+
+def test_readme_results_table_and_wall_times(tmp_path, results_dirs):
+    r1, r2, first, second = results_dirs
+    groups = group_entries(load_entries([r1, r2])[0])
+    text = readme_results(groups)
+    lines = text.splitlines()
+    assert lines[0].startswith("| method | seeds | MNIST: six-bg average (paper) | clean |")
+    proposal = next(ln for ln in lines if ln.startswith("| proposal |")).split(" | ")
+    averages = [100 * r.background_average for r in first]
+    assert proposal[1] == "0 / 2"  # seeds per dataset, as they differ
+    assert proposal[2:6] == [MISSING] * 4  # no MNIST proposal was evaluated
+    want = f"{np.mean(averages):.1f} ± {np.std(averages, ddof=1):.1f} (59.8)"
+    assert proposal[6] == want
+    traditional = next(ln for ln in lines if ln.startswith("| traditional |")).split(" | ")
+    assert traditional[2] == f"{100 * second[0].background_average:.1f} (31.2)"
+    assert "Training wall time: not recorded" in text
+
+    entries = load_entries([r1])[0]
+    for entry, seconds in zip(entries, (150.0, 185.0), strict=True):
+        entry["metadata"] |= {"bgbench.train_seconds": str(seconds),
+                              "bgbench.train_device": "cpu"}
+    line = readme_results(group_entries(entries)).splitlines()[-1]
+    assert line == ("- Training wall time per run (`train_seconds`, on cpu): proposal 2.5-3.1 "
+                    "min (2 runs); all 2 runs 0.1 h.")
+
+
+def test_noise_figure_has_a_panel_per_dataset_bands_and_an_outside_legend(tmp_path,
+                                                                          monkeypatch):
+    import bgbench.plotting
+
+    images, labels = synthetic_data()
+    suites = {d: TestSuite(d, images, labels, threads=1) for d in ("mnist", "fashion-mnist")}
+    rng = np.random.default_rng(1)
+    models = [tagged_model(tmp_path / f"{d}{s}.onnx", d, "proposal", s,
+                           rng.normal(size=(1024, 10)).astype(np.float32))
+              for d in ("mnist", "fashion-mnist") for s in (0, 1)]
+    models.append(tagged_model(tmp_path / "t.onnx", "mnist", "traditional", 0))
+    write_results(tmp_path / "r", evaluate(models, noise_sweep=True, threads=1, suites=suites))
+    groups = group_entries(load_entries([tmp_path / "r"])[0])
+    saved = []
+    monkeypatch.setattr(bgbench.plotting, "save_png", lambda fig, path: saved.append(fig))
+    noise_figure(groups, tmp_path / "n.png")
+    [fig] = saved
+    assert [ax.get_title() for ax in fig.axes] == ["MNIST", "Fashion-MNIST"]
+    # Two seeds of proposal: a min..max band in each panel; one traditional seed: none.
+    assert [len(ax.collections) for ax in fig.axes] == [1, 1]
+    assert [len(ax.lines) for ax in fig.axes] == [2, 1]
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+    labels_shown = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels_shown == ["Traditional (1 seed)", "Proposal (2 seeds)"]
+    fig.canvas.draw()
+    legend_box = fig.legends[0].get_window_extent()
+    assert all(legend_box.x0 >= ax.get_window_extent().x1 for ax in fig.axes)
+
+
+def test_one_table_convention():
+    assert pct(None) == MISSING and pct(0.98765) == "98.8"
+    assert markdown_table(["a", "b"], [["x", "1"]]) == "| a | b |\n|---|---:|\n| x | 1 |"
+    assert text_table(["name", "n"], [["ab", "10"], ["c", MISSING]]).splitlines() == [
+        "name   n", "----  --", "ab    10", "c      " + MISSING]
+
+
+def test_wall_times_per_method_and_device_and_unrecorded_models(tmp_path, results_dirs):
+    r1, r2, *_ = results_dirs
+    entries = load_entries([r1, r2])[0]
+    proposal = [e for e in entries if e["method"] == "proposal"]
+    for entry, (seconds, device) in zip(proposal, ((600.0, "cpu"), (30.0, "cuda")), strict=True):
+        entry["metadata"] |= {"bgbench.train_seconds": str(seconds),
+                              "bgbench.train_device": device}
+    line = readme_results(group_entries(entries)).splitlines()[-1]
+    assert line == ("- Training wall time per run (`train_seconds`, on cpu, cuda): proposal on "
+                    "cpu 10 min (1 run); proposal on cuda 0.5 min (1 run); all 2 runs 0.2 h. "
+                    "1 model did not record it.")

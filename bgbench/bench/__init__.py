@@ -1,6 +1,7 @@
 """Benchmarks that print their figures in one run: ``python -m bgbench.bench NAME [args]``.
 
-Each ``bgbench.bench.NAME`` module has ``main(argv) -> int``. The asv suites in
+Each ``bgbench.bench.NAME`` module has ``main(argv) -> int`` and exits non-zero when a figure
+misses its target; modules named ``_*`` hold shared helpers. The asv suites in
 ``benchmarks/`` time the same things for tracking across commits.
 """
 
@@ -12,7 +13,8 @@ import pkgutil
 
 def available() -> list[str]:
     """Names of the benchmark modules in this package."""
-    return sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.ispkg)
+    return sorted(info.name for info in pkgutil.iter_modules(__path__)
+                  if not info.ispkg and not info.name.startswith("_"))
 
 
 def run(name: str, argv: list[str]) -> int:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bgbench.errors import UsageError
+from bgbench.errors import ParameterError, UsageError
+from bgbench.fileio import refuse_overwrite
 from bgbench.paths import add_data_root_argument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``backgrounds`` subcommand and its ``list`` and ``show`` actions."""
     parser = sub.add_parser("backgrounds", help="list or draw the six test backgrounds",
                             description="The paper's six synthetic test backgrounds, or with --suite "
                                         "extended bgbench's extended suite.")
@@ -39,6 +41,7 @@ def _add_suite_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    """Print each background's name, pixels set and checksum prefix."""
     import hashlib
 
     from bgbench.backgrounds import BACKGROUNDS, background
@@ -62,14 +65,17 @@ def _list_extended() -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    """Draw the gallery PNG of the backgrounds alone and applied to test images."""
     from bgbench.data import dataset_spec, load_numpy
     from bgbench.gallery import draw_gallery
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise UsageError(f"--out must name a .png file, got {out}")
-    if out.exists() and not args.force:
-        raise UsageError(f"{out} exists: choose another --out or pass --force")
+    try:
+        refuse_overwrite(out, args.force)
+    except ParameterError as err:
+        raise err.for_command_line() from None
     if args.samples < 1:
         raise UsageError("--samples must be at least 1")
     names = [d.strip() for d in args.datasets.split(",") if d.strip()]

@@ -26,10 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export and report the parity check."""
+    from bgbench.errors import ParameterError
     from bgbench.export import PARITY_ATOL, export_run
 
-    report = export_run(args.run_dir, args.out, force=args.force, n_images=args.parity_images,
-                        data_root=args.data_root)
+    try:
+        report = export_run(args.run_dir, args.out, force=args.force,
+                            n_images=args.parity_images, data_root=args.data_root)
+    except ParameterError as err:
+        raise err.for_command_line({"n_images": "--parity-images"}) from None
     print(f"wrote {report.path} (onnxruntime vs PyTorch on {report.n_images} test images: "
           f"max abs logit difference {report.max_abs_diff:.1e} <= {PARITY_ATOL:.0e}, "
           "same predictions)")

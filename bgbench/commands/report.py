@@ -29,10 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the report and say where it is."""
+    from bgbench.errors import ParameterError
     from bgbench.report import write_report
 
     out = Path(args.out) if args.out else Path(args.results[0]) / "report.md"
-    path = write_report(args.results, out, runs=args.runs, force=args.force,
-                        data_root=args.data_root)
+    try:
+        path = write_report(args.results, out, runs=args.runs, force=args.force,
+                            data_root=args.data_root)
+    except ParameterError as err:
+        raise err.for_command_line() from None
     print(f"wrote {path} (figures in {path.parent / 'figures'})")
     return 0

@@ -11,7 +11,7 @@ from bgbench.data.datasets import dataset_spec
 from bgbench.data.idx import idx_bytes, read_idx
 from bgbench.data.load import raw_dir, verify
 from bgbench.data.sources import SOURCES, SourceUnavailable
-from bgbench.errors import BgbenchError
+from bgbench.errors import BgbenchError, ParameterError
 
 
 @dataclass
@@ -36,8 +36,8 @@ def _existing_state(spec, folder: Path) -> bool:
         try:
             verify(spec, name, read_idx(path), str(path))
         except (ValueError, BgbenchError) as err:
-            raise BgbenchError(f"checksum verification failed: {err}; rerun with --force "
-                               "to replace it") from None
+            raise ParameterError(f"checksum verification failed: {err}; pass `force=True` "
+                                 "to replace it") from None
     return len(present) == len(spec.files)
 
 
@@ -55,7 +55,7 @@ def prepare(dataset: str, data_root: str | Path | None = None, force: bool = Fal
     if not force and _existing_state(spec, folder):
         report.attempts.append(f"files in {folder}: present and verified")
         return report
-    report.attempts.append(f"files in {folder}: " + ("replaced (--force)" if force else
+    report.attempts.append(f"files in {folder}: " + ("replaced (force=True)" if force else
                                                       "missing"))
     for label, source in SOURCES:
         with tempfile.TemporaryDirectory(prefix="bgbench-data-") as tmp:

@@ -2,7 +2,6 @@
 // tasks running the vectorisable loops of kernels/composite.h.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
-#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <array>
@@ -45,8 +44,8 @@ int64_t grain_for(int64_t task_elements) {
 
 // The forward into contiguous outputs of the right shapes (checked by the callers).
 void forward_cpu_into(const CompositeShape& s, const at::Tensor& x_in, const at::Tensor& m_in,
-                        const std::optional<at::Tensor>& b_in, at::Tensor& out,
-                        at::Tensor& mean_m, at::Tensor& mean_b) {
+                      const std::optional<at::Tensor>& b_in, at::Tensor& out, at::Tensor& mean_m,
+                      at::Tensor& mean_b) {
   const at::Tensor x = x_in.contiguous(), m = m_in.contiguous();
   const at::Tensor b = b_in.has_value() ? b_in->contiguous() : at::Tensor();
   const int64_t spans = (s.hw + kSpan - 1) / kSpan;
@@ -61,9 +60,8 @@ void forward_cpu_into(const CompositeShape& s, const at::Tensor& x_in, const at:
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t i = t / spans, p0 = (t % spans) * kSpan;
         double sm = 0, sb = 0;
-        composite_forward_span<scalar_t, double>(s, xp, mp, bp, op, i, p0,
-                                                 std::min(s.hw, p0 + kSpan),
-                                                 s.nb == s.n || i == 0, sm, sb);
+        composite_forward_span<scalar_t, double>(
+            s, xp, mp, bp, op, i, p0, std::min(s.hw, p0 + kSpan), s.nb == s.n || i == 0, sm, sb);
         part_m[t] = sm;
         part_b[t] = sb;
       }
@@ -86,41 +84,31 @@ void forward_cpu_into(const CompositeShape& s, const at::Tensor& x_in, const at:
   });
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_cpu(
-    const at::Tensor& x, const at::Tensor& m, const std::optional<at::Tensor>& b) {
-  const CompositeShape s = check_composite(x, m, b);
-  at::Tensor out = at::empty(x.sizes(), x.options());
-  advise_huge_pages(out);
-  at::Tensor mean_m = at::empty({s.n}, x.options()), mean_b = at::empty({s.n}, x.options());
-  forward_cpu_into(s, x, m, b, out, mean_m, mean_b);
-  return {out, mean_m, mean_b};
+std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_cpu(const at::Tensor& x,
+                                                             const at::Tensor& m,
+                                                             const std::optional<at::Tensor>& b) {
+  return composite_allocating(x, m, b, &forward_cpu_into, &advise_huge_pages);
 }
 
 void composite_into_cpu(const at::Tensor& x, const at::Tensor& m,
-                        const std::optional<at::Tensor>& b, at::Tensor& out,
-                        at::Tensor& mean_m, at::Tensor& mean_b) {
-  const CompositeShape s = check_composite(x, m, b);
-  check_composite_into(x, m, b, out, mean_m, mean_b);
-  forward_cpu_into(s, x, m, b, out, mean_m, mean_b);
+                        const std::optional<at::Tensor>& b, at::Tensor& out, at::Tensor& mean_m,
+                        at::Tensor& mean_b) {
+  composite_into_checked(x, m, b, out, mean_m, mean_b, &forward_cpu_into);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_backward_cpu(
     const at::Tensor& grad_out, const at::Tensor& grad_mean_m, const at::Tensor& grad_mean_b,
     const at::Tensor& x_in, const at::Tensor& m_in, const std::optional<at::Tensor>& b_in,
     std::array<bool, 3> output_mask) {
-  const CompositeShape s =
-      check_composite_backward(grad_out, grad_mean_m, grad_mean_b, x_in, m_in, b_in);
-  const at::Tensor g = grad_out.contiguous(), x = x_in.contiguous(), m = m_in.contiguous();
-  const at::Tensor b = b_in.has_value() ? b_in->contiguous() : at::Tensor();
-  const at::Tensor gmm = grad_mean_m.contiguous(), gmb = grad_mean_b.contiguous();
-  const bool want_gb = output_mask[2] && s.has_b();
-  // Gradients not asked for are distinct empty tensors: outputs must not alias.
-  at::Tensor gx = at::empty(output_mask[0] ? x.sizes() : at::IntArrayRef{0}, x.options());
-  at::Tensor gm = at::empty(output_mask[1] ? m.sizes() : at::IntArrayRef{0}, x.options());
-  at::Tensor gb = at::empty(want_gb ? b.sizes() : at::IntArrayRef{0}, x.options());
-  for (const at::Tensor* t : {&gx, &gm, &gb}) advise_huge_pages(*t);
+  BackwardTensors bw =
+      prepare_backward(grad_out, grad_mean_m, grad_mean_b, x_in, m_in, b_in, output_mask);
+  for (const at::Tensor* t : {&bw.gx, &bw.gm, &bw.gb}) advise_huge_pages(*t);
+  const CompositeShape& s = bw.s;
+  const at::Tensor &g = bw.g, &x = bw.x, &m = bw.m, &b = bw.b;
+  const at::Tensor &gmm = bw.grad_mean_m, &gmb = bw.grad_mean_b;
+  at::Tensor &gx = bw.gx, &gm = bw.gm, &gb = bw.gb;
   // A background shared by the batch sums its gradient over samples: a pass of its own.
-  const bool shared_b = want_gb && s.nb != s.n;
+  const bool want_gb = bw.want_gb, shared_b = bw.shared_b;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "bgbench_composite_backward_cpu", [&] {
     const scalar_t* gp = g.const_data_ptr<scalar_t>();
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
@@ -137,14 +125,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_backward_cpu(
       const int64_t spans = (s.hw + kSpan - 1) / kSpan;
       at::parallel_for(0, s.n * spans, grain_for(std::min(s.hw, kSpan) * s.c),
                        [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t) {
-          const int64_t i = t / spans, p0 = (t % spans) * kSpan;
-          composite_backward_span<scalar_t>(
-              s, gp, xp, mp, bp, gxp, gmp, shared_b ? nullptr : gbp, i, p0,
-              std::min(s.hw, p0 + kSpan), static_cast<scalar_t>(gmmp[i] / m_count),
-              static_cast<scalar_t>(gbp && !shared_b ? gmbp[i] / b_count : 0));
-        }
-      });
+                         for (int64_t t = t0; t < t1; ++t) {
+                           const int64_t i = t / spans, p0 = (t % spans) * kSpan;
+                           composite_backward_span<scalar_t>(
+                               s, gp, xp, mp, bp, gxp, gmp, shared_b ? nullptr : gbp, i, p0,
+                               std::min(s.hw, p0 + kSpan), static_cast<scalar_t>(gmmp[i] / m_count),
+                               static_cast<scalar_t>(gbp && !shared_b ? gmbp[i] / b_count : 0));
+                         }
+                       });
     }
     if (shared_b) {
       double kb = 0;
@@ -154,11 +142,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_backward_cpu(
       const int64_t spans = (s.hw + kSharedSpan - 1) / kSharedSpan;
       at::parallel_for(0, spans, grain_for(std::min(s.hw, kSharedSpan) * s.n * s.c),
                        [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t)
-          composite_backward_shared_b_span<scalar_t>(
-              s, gp, mp, gbp, t * kSharedSpan, std::min(s.hw, (t + 1) * kSharedSpan),
-              static_cast<scalar_t>(kb / b_count));
-      });
+                         for (int64_t t = t0; t < t1; ++t)
+                           composite_backward_shared_b_span<scalar_t>(
+                               s, gp, mp, gbp, t * kSharedSpan,
+                               std::min(s.hw, (t + 1) * kSharedSpan),
+                               static_cast<scalar_t>(kb / b_count));
+                       });
     }
   });
   return {gx, gm, gb};

@@ -190,8 +190,8 @@ __global__ void __launch_bounds__(kThreads)
 // channel and sums over samples (and broadcast x channels) in registers.
 template <typename T, int V>
 __global__ void __launch_bounds__(kThreads)
-    shared_b_backward_kernel(const T* __restrict__ g, const T* __restrict__ m,
-                             T* __restrict__ gb, const T* __restrict__ gmb, CompositeShape s) {
+    shared_b_backward_kernel(const T* __restrict__ g, const T* __restrict__ m, T* __restrict__ gb,
+                             const T* __restrict__ gmb, CompositeShape s) {
   using Acc = at::opmath_type<T>;
   const int64_t vectors = s.hw / V, total = s.cb * vectors;
   for (int64_t idx = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; idx < total;
@@ -243,104 +243,97 @@ const T* ptr_or_null(const at::Tensor& t) {
 }
 
 // The forward into contiguous outputs of the right shapes (checked by the callers).
-void forward_cuda_into(const CompositeShape& s, const at::Tensor& x_in,
-                         const at::Tensor& m_in, const std::optional<at::Tensor>& b_in,
-                         at::Tensor& out, at::Tensor& mean_m, at::Tensor& mean_b) {
+void forward_cuda_into(const CompositeShape& s, const at::Tensor& x_in, const at::Tensor& m_in,
+                       const std::optional<at::Tensor>& b_in, at::Tensor& out, at::Tensor& mean_m,
+                       at::Tensor& mean_b) {
   if (s.n == 0) return;
   const c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous(), m = m_in.contiguous();
   const at::Tensor b = b_in.has_value() ? b_in->contiguous() : at::Tensor();
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(),
-                                  "bgbench_composite_cuda", [&] {
-    using Acc = at::opmath_type<scalar_t>;
-    const scalar_t *xp = x.const_data_ptr<scalar_t>(), *mp = m.const_data_ptr<scalar_t>();
-    const scalar_t* bp = ptr_or_null<scalar_t>(b);
-    scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    const int v = vector_width<scalar_t>(s, {xp, mp, bp, op});
-    const int64_t span = int64_t{kThreads} * kItems * v;
-    const int64_t spans = std::max<int64_t>(1, (s.hw + span - 1) / span);
-    at::Tensor part = at::empty({2, s.n * spans}, x.options().dtype(c10::CppTypeToScalarType<Acc>::value));
-    Acc* pm = part.mutable_data_ptr<Acc>();
-    auto launch = [&](auto width) {
-      constexpr int V = decltype(width)::value;
-      forward_kernel<scalar_t, V><<<s.n * spans, kThreads, 0, stream>>>(
-          xp, mp, bp, op, pm, pm + s.n * spans, s, spans);
-    };
-    if (v == 16 / int(sizeof(scalar_t)))
-      launch(std::integral_constant<int, 16 / sizeof(scalar_t)>{});
-    else
-      launch(std::integral_constant<int, 1>{});
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    finish_means_kernel<scalar_t><<<(s.n + kThreads - 1) / kThreads, kThreads, 0, stream>>>(
-        pm, pm + s.n * spans, mean_m.mutable_data_ptr<scalar_t>(),
-        mean_b.mutable_data_ptr<scalar_t>(), s, spans);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, x.scalar_type(), "bgbench_composite_cuda", [&] {
+        using Acc = at::opmath_type<scalar_t>;
+        const scalar_t *xp = x.const_data_ptr<scalar_t>(), *mp = m.const_data_ptr<scalar_t>();
+        const scalar_t* bp = ptr_or_null<scalar_t>(b);
+        scalar_t* op = out.mutable_data_ptr<scalar_t>();
+        const int v = vector_width<scalar_t>(s, {xp, mp, bp, op});
+        const int64_t span = int64_t{kThreads} * kItems * v;
+        const int64_t spans = std::max<int64_t>(1, (s.hw + span - 1) / span);
+        at::Tensor part =
+            at::empty({2, s.n * spans}, x.options().dtype(c10::CppTypeToScalarType<Acc>::value));
+        Acc* pm = part.mutable_data_ptr<Acc>();
+        auto launch = [&](auto width) {
+          constexpr int V = decltype(width)::value;
+          forward_kernel<scalar_t, V><<<s.n * spans, kThreads, 0, stream>>>(
+              xp, mp, bp, op, pm, pm + s.n * spans, s, spans);
+        };
+        if (v == 16 / int(sizeof(scalar_t)))
+          launch(std::integral_constant<int, 16 / sizeof(scalar_t)>{});
+        else
+          launch(std::integral_constant<int, 1>{});
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        finish_means_kernel<scalar_t><<<(s.n + kThreads - 1) / kThreads, kThreads, 0, stream>>>(
+            pm, pm + s.n * spans, mean_m.mutable_data_ptr<scalar_t>(),
+            mean_b.mutable_data_ptr<scalar_t>(), s, spans);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      });
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_cuda(
-    const at::Tensor& x, const at::Tensor& m, const std::optional<at::Tensor>& b) {
-  const CompositeShape s = check_composite(x, m, b);
-  at::Tensor out = at::empty(x.sizes(), x.options());
-  at::Tensor mean_m = at::empty({s.n}, x.options()), mean_b = at::empty({s.n}, x.options());
-  forward_cuda_into(s, x, m, b, out, mean_m, mean_b);
-  return {out, mean_m, mean_b};
+std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_cuda(const at::Tensor& x,
+                                                              const at::Tensor& m,
+                                                              const std::optional<at::Tensor>& b) {
+  return composite_allocating(x, m, b, &forward_cuda_into, nullptr);
 }
 
 void composite_into_cuda(const at::Tensor& x, const at::Tensor& m,
-                         const std::optional<at::Tensor>& b, at::Tensor& out,
-                         at::Tensor& mean_m, at::Tensor& mean_b) {
-  const CompositeShape s = check_composite(x, m, b);
-  check_composite_into(x, m, b, out, mean_m, mean_b);
-  forward_cuda_into(s, x, m, b, out, mean_m, mean_b);
+                         const std::optional<at::Tensor>& b, at::Tensor& out, at::Tensor& mean_m,
+                         at::Tensor& mean_b) {
+  composite_into_checked(x, m, b, out, mean_m, mean_b, &forward_cuda_into);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_backward_cuda(
     const at::Tensor& grad_out, const at::Tensor& grad_mean_m, const at::Tensor& grad_mean_b,
     const at::Tensor& x_in, const at::Tensor& m_in, const std::optional<at::Tensor>& b_in,
     std::array<bool, 3> output_mask) {
-  const CompositeShape s =
-      check_composite_backward(grad_out, grad_mean_m, grad_mean_b, x_in, m_in, b_in);
   const c10::cuda::CUDAGuard guard(x_in.device());
-  const at::Tensor g = grad_out.contiguous(), x = x_in.contiguous(), m = m_in.contiguous();
-  const at::Tensor b = b_in.has_value() ? b_in->contiguous() : at::Tensor();
-  const at::Tensor gmm = grad_mean_m.contiguous(), gmb = grad_mean_b.contiguous();
-  const bool want_gb = output_mask[2] && s.has_b();
-  // Gradients not asked for are distinct empty tensors: outputs must not alias.
-  at::Tensor gx = at::empty(output_mask[0] ? x.sizes() : at::IntArrayRef{0}, x.options());
-  at::Tensor gm = at::empty(output_mask[1] ? m.sizes() : at::IntArrayRef{0}, x.options());
-  at::Tensor gb = at::empty(want_gb ? b.sizes() : at::IntArrayRef{0}, x.options());
-  const bool shared_b = want_gb && s.nb != s.n;
+  BackwardTensors bw =
+      prepare_backward(grad_out, grad_mean_m, grad_mean_b, x_in, m_in, b_in, output_mask);
+  const CompositeShape& s = bw.s;
+  const at::Tensor &g = bw.g, &x = bw.x, &m = bw.m, &b = bw.b;
+  const at::Tensor &gmm = bw.grad_mean_m, &gmb = bw.grad_mean_b;
+  at::Tensor &gx = bw.gx, &gm = bw.gm, &gb = bw.gb;
+  const bool want_gb = bw.want_gb, shared_b = bw.shared_b;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(),
-                                  "bgbench_composite_backward_cuda", [&] {
-    const scalar_t *gp = g.const_data_ptr<scalar_t>(), *xp = x.const_data_ptr<scalar_t>();
-    const scalar_t *mp = m.const_data_ptr<scalar_t>(), *bp = ptr_or_null<scalar_t>(b);
-    scalar_t* gxp = output_mask[0] ? gx.mutable_data_ptr<scalar_t>() : nullptr;
-    scalar_t* gmp = output_mask[1] ? gm.mutable_data_ptr<scalar_t>() : nullptr;
-    scalar_t* gbp = want_gb ? gb.mutable_data_ptr<scalar_t>() : nullptr;
-    const Wanted want{gxp != nullptr, gmp != nullptr, gbp != nullptr && !shared_b};
-    const int v = vector_width<scalar_t>(s, {gp, xp, mp, bp, gxp, gmp, gbp});
-    auto launch = [&](auto width) {
-      constexpr int V = decltype(width)::value;
-      if (want.gx || want.gm || want.gb) {
-        backward_kernel<scalar_t, V><<<grid_for(s.n * s.hw / V), kThreads, 0, stream>>>(
-            gp, xp, mp, bp, gxp, gmp, gbp, gmm.const_data_ptr<scalar_t>(),
-            gmb.const_data_ptr<scalar_t>(), s, want);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-      }
-      if (shared_b) {
-        shared_b_backward_kernel<scalar_t, V><<<grid_for(s.cb * s.hw / V), kThreads, 0, stream>>>(
-            gp, mp, gbp, gmb.const_data_ptr<scalar_t>(), s);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-      }
-    };
-    if (v == 16 / int(sizeof(scalar_t)))
-      launch(std::integral_constant<int, 16 / sizeof(scalar_t)>{});
-    else
-      launch(std::integral_constant<int, 1>{});
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, x.scalar_type(), "bgbench_composite_backward_cuda", [&] {
+        const scalar_t *gp = g.const_data_ptr<scalar_t>(), *xp = x.const_data_ptr<scalar_t>();
+        const scalar_t *mp = m.const_data_ptr<scalar_t>(), *bp = ptr_or_null<scalar_t>(b);
+        scalar_t* gxp = output_mask[0] ? gx.mutable_data_ptr<scalar_t>() : nullptr;
+        scalar_t* gmp = output_mask[1] ? gm.mutable_data_ptr<scalar_t>() : nullptr;
+        scalar_t* gbp = want_gb ? gb.mutable_data_ptr<scalar_t>() : nullptr;
+        const Wanted want{gxp != nullptr, gmp != nullptr, gbp != nullptr && !shared_b};
+        const int v = vector_width<scalar_t>(s, {gp, xp, mp, bp, gxp, gmp, gbp});
+        auto launch = [&](auto width) {
+          constexpr int V = decltype(width)::value;
+          if (want.gx || want.gm || want.gb) {
+            backward_kernel<scalar_t, V><<<grid_for(s.n * s.hw / V), kThreads, 0, stream>>>(
+                gp, xp, mp, bp, gxp, gmp, gbp, gmm.const_data_ptr<scalar_t>(),
+                gmb.const_data_ptr<scalar_t>(), s, want);
+            C10_CUDA_KERNEL_LAUNCH_CHECK();
+          }
+          if (shared_b) {
+            shared_b_backward_kernel<scalar_t, V>
+                <<<grid_for(s.cb * s.hw / V), kThreads, 0, stream>>>(
+                    gp, mp, gbp, gmb.const_data_ptr<scalar_t>(), s);
+            C10_CUDA_KERNEL_LAUNCH_CHECK();
+          }
+        };
+        if (v == 16 / int(sizeof(scalar_t)))
+          launch(std::integral_constant<int, 16 / sizeof(scalar_t)>{});
+        else
+          launch(std::integral_constant<int, 1>{});
+      });
   return {gx, gm, gb};
 }
 
