@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -200,7 +201,8 @@ def test_results_files_carry_the_extended_sets(tmp_path):
             assert float(row["accuracy"]) == int(row["n_correct"]) / int(row["n_images"])
             assert entry["extended_accuracy"][name] == float(row["accuracy"])
             assert row["input_size"] == str(entry["input_size"])
-        [line] = [ln.split() for ln in extended_lines[3:] if ln.startswith(entry["model"][-6:-5])]
+        stem = Path(entry["model"]).stem
+        [line] = [ln.split() for ln in extended_lines[3:] if ln.split()[0] == stem]
         printed = dict(zip(header, line, strict=True))
         for name in ext.NAMES:
             assert float(printed[name]) == pytest.approx(
