@@ -10,10 +10,10 @@ sees them clean (``uint8 [N, S, S]``, see ``bgbench.harness.sizes``) and their o
 that function for a ``TestSet``. The extended functions are size-generic, so a 28x28 model
 gets them applied to its own 28x28 images and mask.
 
-Composites are kept as ``uint8``: every pixel is a test-image byte or a background byte
-(0 or 255 for the paper's, quantised to 8 bits by the extended suite's definitions), so the
-bytes hold it exactly at a quarter of the memory of float32, and one batch is converted for
-the model just before it is fed.
+Composites are kept as ``uint8``: every pixel is a test-image byte, a paper background's 0
+or 255, or an extended set's output, which its definitions quantise to 8 bits; so the bytes
+hold it exactly at a quarter of the memory of float32, and one batch is converted for the
+model just before it is fed.
 """
 
 from __future__ import annotations
