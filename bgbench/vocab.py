@@ -1,4 +1,4 @@
-"""The names bgbench accepts: datasets, training methods and training presets.
+"""The names bgbench accepts: datasets, training methods, training presets and test suites.
 
 Torch-free, so every command builds its choices from here without importing torch. The
 background names are the keys of ``bgbench.backgrounds.BACKGROUNDS`` (also torch-free).
@@ -15,3 +15,7 @@ DEFAULT_PRESET = "quick"
 # A name some run directories record for the ``full`` preset (same values); it is read
 # back as ``full`` and refused as a preset to train with.
 PRESET_ALIASES: dict[str, str] = {"paper": "full"}
+# Test suites: the paper's six backgrounds, or those and bgbench's extended suite
+# (``bgbench.extended``).
+SUITES: tuple[str, ...] = ("paper", "extended")
+DEFAULT_SUITE = "paper"

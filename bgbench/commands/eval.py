@@ -1,4 +1,5 @@
-"""``bgbench eval``: onnxruntime accuracy of ONNX classifiers on clean and background test sets.
+"""``bgbench eval``: onnxruntime accuracy of ONNX classifiers on clean and background test sets
+(the paper's, and with ``--suite extended`` bgbench's extended suite as well).
 
 Never imports torch: the harness runs on inference boxes that have none.
 """
@@ -9,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from bgbench.paths import add_data_root_argument
+from bgbench.vocab import DEFAULT_SUITE, SUITES
 
 DEFAULT_OUT = "bgbench-results"
 
@@ -16,7 +18,8 @@ DEFAULT_OUT = "bgbench-results"
 FLAGS = {"batch_size": "--batch-size", "threads": "--threads", "limit": "--limit",
          "layout": "--layout", "output": "--output", "input_scale": "--input-scale",
          "mean": "--mean", "std": "--std", "dataset": "--dataset", "providers": "--providers",
-         "backgrounds": "--backgrounds", "out_dir": "--out", "force": "--force"}
+         "backgrounds": "--backgrounds", "suite": "--suite", "out_dir": "--out",
+         "force": "--force"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,8 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "eval", help="evaluate ONNX classifiers on clean, the six backgrounds and the noise sweep",
         description="Evaluate ONNX classifiers with onnxruntime on the clean test set, the six "
-        "backgrounds of the paper and (with --noise-sweep) the 20 noise rates; write "
-        "results.json and results.csv and print a table like the paper's Table 1. Models may "
+        "backgrounds of the paper, (with --noise-sweep) the 20 noise rates and (with --suite "
+        "extended) bgbench's extended suite; write results.json and results.csv and print a "
+        "table like the paper's Table 1 (the noise sweep and the extended suite get tables of "
+        "their own). Models may "
         "take 32x32 or 28x28 images as [N,1,S,S], [N,S,S,1], [N,S,S] or [N,S*S], float or "
         "uint8 (docs/onnx-contract.md).")
     p.add_argument("models", nargs="+", metavar="MODEL.onnx", help="ONNX classifiers")
@@ -41,8 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="images per onnxruntime call (default 500, or the batch size the "
                    "model's graph fixes)")
     p.add_argument("--backgrounds", default="all", metavar="all|LIST",
-                   help="comma-separated backgrounds (stripes,board,border,circles,clock,random) "
-                   "or all (default)")
+                   help="comma-separated backgrounds of the paper's six (stripes,board,border,"
+                   "circles,clock,random) or all (default); --suite extended runs whole")
+    p.add_argument("--suite", choices=SUITES, default=DEFAULT_SUITE,
+                   help="paper: the paper's six backgrounds (default); extended: those and "
+                   "bgbench's extended suite of grey, smooth and photometric test sets "
+                   "(docs/extended-suite.md), reported in their own fields and table")
     p.add_argument("--noise-sweep", action="store_true",
                    help="also evaluate the random background at the 20 noise rates (Table 2)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
@@ -99,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         results = evaluate(args.models, dataset=args.dataset,
                            backgrounds=parse_backgrounds(args.backgrounds),
-                           noise_sweep=args.noise_sweep, providers=providers,
+                           noise_sweep=args.noise_sweep, suite=args.suite,
+                           providers=providers,
                            threads=args.threads, batch_size=args.batch_size,
                            data_root=args.data_root, limit=args.limit, layout=args.layout,
                            output=args.output, input_scale=args.input_scale, mean=args.mean,

@@ -1,8 +1,11 @@
-"""Evaluate classifiers on the paper's backgrounds with onnxruntime, or in process; torch-free.
+"""Evaluate classifiers on the paper's backgrounds (and, with ``suite="extended"``, bgbench's
+extended suite) with onnxruntime, or in process; torch-free.
 
 >>> from bgbench.harness import evaluate, evaluate_predictor
 >>> [result] = evaluate("model.onnx", noise_sweep=True)      # doctest: +SKIP
 >>> result.background_average, result.accuracy["stripes"]    # doctest: +SKIP
+>>> [ext] = evaluate("model.onnx", suite="extended")          # doctest: +SKIP
+>>> ext.extended_background_average, ext.extended_accuracy["haze"]  # doctest: +SKIP
 >>> evaluate_predictor(lambda x: x.reshape(len(x), -1) @ w, "mnist", layout="flat")  # doctest: +SKIP
 """
 
@@ -28,11 +31,17 @@ from bgbench.harness.results import (
     write_results,
 )
 from bgbench.harness.sizes import INPUT_SIZES, SIZE_RULES
-from bgbench.harness.testsets import TestSet, TestSuite, load_suite, standard_test_sets
+from bgbench.harness.testsets import (
+    SUITES,
+    TestSet,
+    TestSuite,
+    load_suite,
+    standard_test_sets,
+)
 
 __all__ = [
     "DEFAULT_BATCH_SIZE", "Evaluator", "INPUT_SIZES", "InputConvention", "LAYOUTS", "ModelInfo",
-    "ModelResult", "ParameterError", "Progress", "SIZE_RULES", "Scorer", "TestSet",
+    "ModelResult", "ParameterError", "Progress", "SIZE_RULES", "SUITES", "Scorer", "TestSet",
     "TestSetResult", "TestSuite", "default_threads", "evaluate", "evaluate_model",
     "evaluate_predictor", "format_table", "inspect_model", "load_suite", "make_convention",
     "open_session", "read_results", "resolve_providers", "results_document",

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from bgbench import backgrounds as bgs
+from bgbench import extended
 from bgbench.errors import BgbenchError
 from bgbench.harness.conventions import InputConvention
 from bgbench.harness.model import (
@@ -28,7 +29,14 @@ from bgbench.harness.model import (
 from bgbench.harness.params import ParameterError, check_positive
 from bgbench.harness.progress import Progress
 from bgbench.harness.sizes import size_rule
-from bgbench.harness.testsets import CLEAN, NOISE, TestSet, TestSuite
+from bgbench.harness.testsets import (
+    CLEAN,
+    EXTENDED_SUITE,
+    NOISE,
+    PAPER_SUITE,
+    TestSet,
+    TestSuite,
+)
 
 DEFAULT_BATCH_SIZE = 500
 
@@ -98,11 +106,19 @@ class ModelResult:
         return size_rule(self.input_size)
 
     def _by_name(self) -> dict[str, TestSetResult]:
-        return {r.test_set.name: r for r in self.test_sets if r.test_set.name != NOISE}
+        return {r.test_set.name: r for r in self.test_sets
+                if r.test_set.name != NOISE and r.test_set.suite == PAPER_SUITE}
+
+    @property
+    def suite(self) -> str:
+        """``extended`` if any extended-suite set was evaluated, else ``paper``."""
+        return (EXTENDED_SUITE if any(r.test_set.suite == EXTENDED_SUITE for r in self.test_sets)
+                else PAPER_SUITE)
 
     @property
     def accuracy(self) -> dict[str, float]:
-        """Accuracy on ``clean`` and on each background evaluated, in evaluation order."""
+        """Accuracy on ``clean`` and on each of the paper's backgrounds evaluated, in
+        evaluation order (the extended suite's sets are in ``extended_accuracy``)."""
         return {name: r.accuracy for name, r in self._by_name().items()}
 
     @property
@@ -126,6 +142,26 @@ class ModelResult:
         """Lowest accuracy over the backgrounds evaluated."""
         values = list(self.background_accuracies.values())
         return min(values) if values else None
+
+    @property
+    def extended_accuracy(self) -> dict[str, float]:
+        """Accuracy on each extended-suite set evaluated, in registry order ({} under ``paper``)."""
+        return {r.test_set.name: r.accuracy for r in self.test_sets
+                if r.test_set.suite == EXTENDED_SUITE}
+
+    def _extended_average(self, names: tuple[str, ...]) -> float | None:
+        values = [v for k, v in self.extended_accuracy.items() if k in names]
+        return float(np.mean(values)) if values else None
+
+    @property
+    def extended_background_average(self) -> float | None:
+        """Mean accuracy over the extended suite's background sets (None if not evaluated)."""
+        return self._extended_average(extended.BACKGROUND_SETS)
+
+    @property
+    def extended_photometric_average(self) -> float | None:
+        """Mean accuracy over the extended suite's photometric sets (None if not evaluated)."""
+        return self._extended_average(extended.PHOTOMETRIC_SETS)
 
     @property
     def noise_sweep(self) -> dict[str, float]:
@@ -286,13 +322,15 @@ def evaluate(models: list[str | os.PathLike] | str | os.PathLike, *, dataset: st
              batch_size: int | None = None, data_root: str | os.PathLike | None = None,
              limit: int | None = None, layout: str = "auto", output: str | None = None,
              input_scale: float | None = None, mean: float | None = None,
-             std: float | None = None, suites: dict[str, TestSuite] | None = None,
+             std: float | None = None, suite: str = PAPER_SUITE,
+             suites: dict[str, TestSuite] | None = None,
              progress: Progress | None = None) -> list[ModelResult]:
     """Evaluate ONNX classifiers on clean, the backgrounds and optionally the noise sweep.
 
     Every model is checked before any is run. Test sets are built once per dataset and input
     size and shared by all models (pass ``suites`` to reuse them across calls, or to supply
-    your own images). ``backgrounds`` defaults to all six; ``threads`` to the cores
+    your own images). ``backgrounds`` defaults to all six; ``suite="extended"`` adds the
+    extended suite (``bgbench.extended``) to them; ``threads`` defaults to the cores
     available; ``batch_size`` to 500, or the batch a model's graph fixes. ``layout``,
     ``output``, ``input_scale``, ``mean`` and ``std`` apply to every model (see
     ``inspect_model``); ``progress`` reports each model as it runs.
@@ -307,7 +345,7 @@ def evaluate(models: list[str | os.PathLike] | str | os.PathLike, *, dataset: st
     check_positive("limit", limit)
     threads = default_threads() if threads is None else threads
     full_providers = resolve_providers(list(providers))
-    test_sets = standard_test_sets(backgrounds, noise_sweep)
+    test_sets = standard_test_sets(backgrounds, noise_sweep, suite)
     infos = [inspect_model(Path(p), dataset, layout=layout, output=output,
                            input_scale=input_scale, mean=mean, std=std) for p in paths]
     for info in infos:
@@ -318,8 +356,8 @@ def evaluate(models: list[str | os.PathLike] | str | os.PathLike, *, dataset: st
     for info in infos:
         if info.dataset not in suites:
             suites[info.dataset] = load_suite(info.dataset, data_root, limit, threads)
-        suite = suites[info.dataset]
-        suite.build(test_sets, info.input_size)
-        results.append(evaluate_model(info, suite, test_sets, full_providers, threads,
+        test_suite = suites[info.dataset]
+        test_suite.build(test_sets, info.input_size)
+        results.append(evaluate_model(info, test_suite, test_sets, full_providers, threads,
                                       batch_size, progress))
     return results

@@ -16,7 +16,7 @@ from bgbench.harness.evaluate import (
 from bgbench.harness.model import check_dataset
 from bgbench.harness.params import ParameterError, check_positive
 from bgbench.harness.progress import Progress
-from bgbench.harness.testsets import TestSuite, load_suite, standard_test_sets
+from bgbench.harness.testsets import PAPER_SUITE, TestSuite, load_suite, standard_test_sets
 
 IN_PROCESS = "in-process"
 
@@ -26,6 +26,7 @@ def evaluate_predictor(predict: Predict, dataset: str, *, input_size: int = 32,
                        input_scale: float | None = None, mean: float | None = None,
                        std: float | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                        backgrounds: list[str] | None = None, noise_sweep: bool = False,
+                       suite: str = PAPER_SUITE,
                        data_root: str | os.PathLike | None = None, limit: int | None = None,
                        threads: int | None = None, suites: dict[str, TestSuite] | None = None,
                        name: str = "predictor", method: str = "unknown",
@@ -35,7 +36,8 @@ def evaluate_predictor(predict: Predict, dataset: str, *, input_size: int = 32,
     ``predict`` gets one batch shaped by ``layout`` (float32 ``(pixel / 255 * input_scale -
     mean) / std``, or the raw pixels with ``input_dtype="uint8"``) and returns logits or
     probabilities ``[batch, classes]`` as anything ``numpy.asarray`` accepts. ``name``
-    identifies the model in results. ``threads`` is for building the test sets; the
+    identifies the model in results. ``backgrounds``, ``noise_sweep`` and ``suite`` choose the
+    test sets as in ``evaluate``. ``threads`` is for building the test sets; the
     predictor's own threading is its business. The result can be written with
     ``write_results``.
     """
@@ -48,13 +50,13 @@ def evaluate_predictor(predict: Predict, dataset: str, *, input_size: int = 32,
     convention = make_convention(input_size, layout, input_dtype, input_scale, mean, std)
     scorer = Scorer(name, predict, convention, dataset, batch_size)
     threads = default_threads() if threads is None else threads
-    test_sets = standard_test_sets(backgrounds, noise_sweep)
+    test_sets = standard_test_sets(backgrounds, noise_sweep, suite)
     suites = {} if suites is None else suites
     if dataset not in suites:
         suites[dataset] = load_suite(dataset, data_root, limit, threads)
-    suite = suites[dataset]
-    suite.build(test_sets, input_size)
-    results, fooled_by_any = score_all(scorer, suite, test_sets, progress)
+    test_suite = suites[dataset]
+    test_suite.build(test_sets, input_size)
+    results, fooled_by_any = score_all(scorer, test_suite, test_sets, progress)
     result = ModelResult(model=name, sha256=None, dataset=dataset, method=method,
                          provider=IN_PROCESS, providers=[], threads=threads,
                          batch_size=batch_size, convention=convention, output=None,

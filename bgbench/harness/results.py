@@ -13,13 +13,14 @@ from typing import Any
 from bgbench import __version__
 from bgbench import backgrounds as bgs
 from bgbench.errors import BgbenchError
+from bgbench.extended import BACKGROUND_SETS, PHOTOMETRIC_SETS
 from bgbench.fileio import write_json, write_text
 from bgbench.harness.evaluate import ModelResult
 from bgbench.harness.params import ParameterError
 from bgbench.harness.testsets import CLEAN, NOISE
 
-CSV_COLUMNS = ("model", "dataset", "method", "test_set", "parameter", "n_images", "n_correct",
-               "accuracy", "seconds", "provider", "input_size", "size_rule")
+CSV_COLUMNS = ("model", "dataset", "method", "suite", "test_set", "parameter", "n_images",
+               "n_correct", "accuracy", "seconds", "provider", "input_size", "size_rule")
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 
@@ -40,11 +41,15 @@ def model_to_json(result: ModelResult) -> dict[str, Any]:
         "input": {**result.convention.to_json(), "fixed_batch": result.fixed_batch},
         "output": result.output,
         "n_images": result.test_sets[0].n_images,
+        "suite": result.suite,
         "accuracy": result.accuracy,
         "background_average": result.background_average,
         "background_worst": result.background_worst,
         "fooled_by_any": result.fooled_by_any,
         "noise_sweep": result.noise_sweep,
+        "extended_accuracy": result.extended_accuracy,
+        "extended_background_average": result.extended_background_average,
+        "extended_photometric_average": result.extended_photometric_average,
         "images_per_second": result.images_per_second,
         "metadata": result.metadata,
     }
@@ -68,13 +73,13 @@ def results_document(results: list[ModelResult], extra: dict[str, Any] | None = 
 
 
 def csv_text(results: list[ModelResult]) -> str:
-    """The long-format CSV: one row per model and test set."""
+    """The long-format CSV: one row per model and test set, with the suite the set belongs to."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for r in results:
         for t in r.test_sets:
-            writer.writerow([r.model, r.dataset, r.method, t.test_set.name,
+            writer.writerow([r.model, r.dataset, r.method, t.test_set.suite, t.test_set.name,
                              "" if t.test_set.parameter is None else t.test_set.parameter,
                              t.n_images, t.n_correct, repr(t.accuracy), f"{t.seconds:.6f}",
                              r.provider, r.input_size, r.size_rule])
@@ -121,7 +126,8 @@ def _model_label(entry: dict[str, Any]) -> str:
 
 
 def format_table(models: list[dict[str, Any]]) -> str:
-    """Accuracy (%) laid out like the paper's Table 1: rows = models, columns = backgrounds.
+    """Accuracy (%) laid out like the paper's Table 1: rows = models, columns = backgrounds;
+    then the noise sweep and the extended suite, each as its own table where evaluated.
 
     Takes results.json ``models`` entries, so a printed table and a file agree by construction.
     """
@@ -144,7 +150,26 @@ def format_table(models: list[dict[str, Any]]) -> str:
                       for rate in rates]
         text += "\n\nNoise sweep (random background), accuracy %\n"
         text += _align([f"{NOISE} rate"] + [_model_label(m) for m in sweeps], sweep_rows)
+    extended_models = [m for m in models if m.get("extended_accuracy")]
+    if extended_models:
+        text += ("\n\nExtended suite (bgbench's own, not the paper's; docs/extended-suite.md), "
+                 "accuracy %\n")
+        text += _extended_table(extended_models)
     return text
+
+
+def _extended_table(models: list[dict[str, Any]]) -> str:
+    header = (["model", "dataset", "method", "size", *BACKGROUND_SETS, "bg-average",
+               *PHOTOMETRIC_SETS, "photometric-average"])
+    rows = []
+    for m in models:
+        acc = m["extended_accuracy"]
+        rows.append([_model_label(m), m["dataset"], m["method"], str(m["input_size"])]
+                    + [_pct(acc.get(n)) for n in BACKGROUND_SETS]
+                    + [_pct(m["extended_background_average"])]
+                    + [_pct(acc.get(n)) for n in PHOTOMETRIC_SETS]
+                    + [_pct(m["extended_photometric_average"])])
+    return _align(header, rows)
 
 
 def _align(header: list[str], rows: list[list[str]]) -> str:

@@ -1,13 +1,19 @@
-"""The test sets of one dataset (clean, six backgrounds, the noise sweep), built once and cached.
+"""The test sets of one dataset, built once and cached.
+
+Two suites: ``paper`` (clean, the paper's six backgrounds and, on request, the noise sweep)
+and ``extended``, which adds bgbench's extended suite (``bgbench.extended``: grey-level and
+smooth backgrounds, whole-image photometric changes) to the paper's sets.
 
 A test set at input size S is a function of two arrays: the dataset's images as the model
 sees them clean (``uint8 [N, S, S]``, see ``bgbench.harness.sizes``) and their object mask
 (``bool [N, S, S]``: non-zero pixels dilated by a disk of radius 2). ``composer`` returns
-that function for a ``TestSet``; any other suite of the same shape can be added there.
+that function for a ``TestSet``. The extended functions are size-generic, so a 28x28 model
+gets them applied to its own 28x28 images and mask.
 
-Composites are kept as ``uint8``: every pixel is a test-image byte or a background value of
-0 or 255, so the bytes hold it exactly at a quarter of the memory of float32, and one batch
-is converted for the model just before it is fed.
+Composites are kept as ``uint8``: every pixel is a test-image byte, a paper background's 0
+or 255, or an extended set's output, which its definitions quantise to 8 bits; so the bytes
+hold it exactly at a quarter of the memory of float32, and one batch is converted for the
+model just before it is fed.
 """
 
 from __future__ import annotations
@@ -19,20 +25,24 @@ from dataclasses import dataclass
 import numpy as np
 
 from bgbench import backgrounds as bgs
+from bgbench import extended as ext
 from bgbench.errors import BgbenchError
 from bgbench.harness import sizes
 from bgbench.harness.conventions import InputConvention
 from bgbench.harness.params import ParameterError, check_positive
+from bgbench.vocab import SUITES
 
 CLEAN = "clean"
 NOISE = "noise"
+PAPER_SUITE, EXTENDED_SUITE = SUITES
 
 Composer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True, order=True)
 class TestSet:
-    """One test set: ``clean``, a background name, or ``noise`` with its rate as parameter."""
+    """One test set: ``clean``, a background name, ``noise`` with its rate as parameter, or
+    the name of an extended-suite set."""
 
     __test__ = False  # not a pytest class, despite the name
 
@@ -44,10 +54,28 @@ class TestSet:
         """``clean``, ``stripes``, ... or ``noise=0.01``."""
         return self.name if self.parameter is None else f"{self.name}={self.parameter}"
 
+    @property
+    def suite(self) -> str:
+        """``extended`` for a set of the extended suite, else ``paper``."""
+        return EXTENDED_SUITE if self.name in ext.EXTENDED else PAPER_SUITE
+
+
+def check_suite(suite: str) -> None:
+    """Raise a clear error unless ``suite`` is one of ``SUITES``."""
+    if suite not in SUITES:
+        raise ParameterError("suite", f"must be one of {', '.join(SUITES)}", suite,
+                             "paper is the paper's six backgrounds; extended adds bgbench's "
+                             "extended suite to them")
+
 
 def standard_test_sets(backgrounds: list[str] | tuple[str, ...] | None = None,
-                       noise_sweep: bool = False) -> list[TestSet]:
-    """Clean, then the named backgrounds (default all six, paper order), then the 20 noise rates."""
+                       noise_sweep: bool = False, suite: str = PAPER_SUITE) -> list[TestSet]:
+    """Clean, the named backgrounds (default all six, paper order), the 20 noise rates if
+    asked for, then with ``suite="extended"`` every extended-suite set (registry order).
+
+    ``backgrounds`` selects among the paper's six only; the extended suite is run whole.
+    """
+    check_suite(suite)
     names = list(bgs.BACKGROUNDS) if backgrounds is None else list(backgrounds)
     for name in names:
         if name not in bgs.BACKGROUNDS:
@@ -56,13 +84,21 @@ def standard_test_sets(backgrounds: list[str] | tuple[str, ...] | None = None,
     sets = [TestSet(CLEAN)] + [TestSet(name) for name in names]
     if noise_sweep:
         sets += [TestSet(NOISE, rate) for rate in bgs.NOISE_RATES]
+    if suite == EXTENDED_SUITE:
+        sets += [TestSet(name) for name in ext.NAMES]
     return sets
 
 
 def composer(test_set: TestSet, size: int) -> Composer:
-    """The function ``(images, object_mask) -> uint8 [N, size, size]`` that builds ``test_set``."""
+    """The function ``(images, object_mask) -> uint8 [N, size, size]`` that builds ``test_set``.
+
+    An extended set's per-image patterns are seeded by the image's position in ``images``,
+    which for a ``load_suite`` suite is its index in the dataset's test split.
+    """
     if test_set.name == CLEAN:
         return lambda images, mask: images
+    if test_set.suite == EXTENDED_SUITE:
+        return lambda images, mask: ext.extended_test_set(test_set.name, images, mask)
     if test_set.name == NOISE:
         bg = sizes.noise_at(float(test_set.parameter), size)
     else:
