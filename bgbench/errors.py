@@ -21,7 +21,7 @@ class UsageError(BgbenchError):
 _PARAMETER = re.compile(r"`([a-z_][a-z0-9_]*)(?:=[^`]*)?`")
 
 
-class ParameterError(BgbenchError):
+class ParameterError(UsageError):
     """A library call got an argument it cannot use.
 
     The message names parameters as a Python caller passed them, in backticks (``"`limit`

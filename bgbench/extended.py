@@ -108,8 +108,12 @@ def smooth_fields(grid: int, size: int, first_index: int, count: int) -> np.ndar
     like the paper's noise backgrounds, because numpy keeps its streams fixed across versions.
     """
     seeds = np.empty((count, grid, grid))
+    # One generator re-seeded per image: the same stream as a fresh RandomState each time,
+    # without its construction cost.
+    rng = np.random.RandomState()
     for i in range(count):
-        seeds[i] = np.random.RandomState([grid, first_index + i]).random_sample((grid, grid))
+        rng.seed([grid, first_index + i])
+        seeds[i] = rng.random_sample((grid, grid))
     return upsample_bilinear(seeds, size)
 
 

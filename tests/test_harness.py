@@ -23,7 +23,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from bgbench import backgrounds as bgs
-from bgbench.errors import BgbenchError, UsageError
+from bgbench.errors import BgbenchError, ParameterError, UsageError
 from bgbench.harness import (
     TestSuite,
     evaluate,
@@ -175,8 +175,8 @@ def test_results_files_agree_with_the_printed_table(tmp_path, suite):
                  if r["model"] == entry["model"] and r["test_set"] == "noise"}
         assert sweep == pytest.approx(entry["noise_sweep"])
         assert all(r["parameter"] == "" for r in rows if r["test_set"] != "noise")
-    with pytest.raises(UsageError, match="^out_dir holds results already .*; choose another "
-                                         "out_dir or pass force to replace them$"):
+    with pytest.raises(ParameterError, match="already exist; choose another `out_dir` or "
+                                         "pass `force=True` to replace them$"):
         write_results(tmp_path / "out", results)
     write_results(tmp_path / "out", results, force=True)
 
@@ -225,7 +225,7 @@ def test_symbolic_class_count_is_checked_at_run_time(tmp_path, suite):
 
 def test_dataset_missing_or_conflicting(tmp_path, suite):
     bare = make_model(tmp_path / "bare.onnx", dataset=None)
-    with pytest.raises(UsageError, match="^dataset must be given: .* has no bgbench.dataset "
+    with pytest.raises(ParameterError, match="^`dataset` must be given: .* has no bgbench.dataset "
                                          "metadata; say which test set to use: mnist, "
                                          "fashion-mnist$"):
         inspect_model(bare)
@@ -248,10 +248,10 @@ def test_unavailable_provider_is_an_error(tmp_path, suite):
 
 def test_unknown_background_and_bad_options(tmp_path, suite):
     model = make_model(tmp_path / "m.onnx")
-    with pytest.raises(UsageError, match="^backgrounds names an unknown background, got "
+    with pytest.raises(ParameterError, match="^`backgrounds` names an unknown background, got "
                                          "'zebra'; choose from stripes, board"):
         evaluate(model, backgrounds=["zebra"], suites={"mnist": suite})
-    with pytest.raises(UsageError, match="^batch_size must be a positive integer, got 0$"):
+    with pytest.raises(ParameterError, match="^`batch_size` must be a positive integer, got 0$"):
         evaluate(model, batch_size=0, suites={"mnist": suite})
 
 
@@ -318,7 +318,7 @@ def test_eval_cli_runs_without_torch(tmp_path):
     assert f"{100 * entry['background_average']:.1f}" in proc.stdout
     assert "corner" in proc.stdout.splitlines()[2]
     again = run_cli(tmp_path, ["eval", str(model), "--threads", "1", "--out", str(out)])
-    assert again.returncode == 1
+    assert again.returncode == 2
     assert "already exist" in again.stderr and "Traceback" not in again.stderr
     bad = run_cli(tmp_path, ["eval", str(tmp_path / "cli.py"), "--out", str(tmp_path / "x")])
     assert bad.returncode == 1

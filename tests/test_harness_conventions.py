@@ -15,7 +15,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from bgbench.errors import UsageError
+from bgbench.errors import ParameterError, UsageError
 from bgbench.harness import TestSuite, evaluate, inspect_model
 from bgbench.harness.conventions import InputConvention, make_convention
 
@@ -139,11 +139,11 @@ def test_feed_values_and_layouts():
 
 
 BAD_CHOICES = {
-    "uint8 with mean": (dict(dtype="uint8", mean=0.1), "mean does not apply to a uint8 input"),
-    "zero std": (dict(std=0.0), "std must be positive, got 0.0"),
-    "negative scale": (dict(input_scale=-1.0), "input_scale must be positive"),
-    "nan mean": (dict(mean=float("nan")), "mean must be a finite number"),
-    "bad layout": (dict(layout="chw"), "layout must be one of nchw, nhwc, hw, flat"),
+    "uint8 with mean": (dict(dtype="uint8", mean=0.1), "`mean` does not apply to a uint8 input"),
+    "zero std": (dict(std=0.0), "`std` must be positive, got 0.0"),
+    "negative scale": (dict(input_scale=-1.0), "`input_scale` must be positive"),
+    "nan mean": (dict(mean=float("nan")), "`mean` must be a finite number"),
+    "bad layout": (dict(layout="chw"), "`layout` must be one of nchw, nhwc, hw, flat"),
 }
 
 
@@ -212,11 +212,11 @@ def test_output_selection(tmp_path):
     assert inspect_model(path, "mnist").output_name == "logits"
     two = [("logits", FLOAT, ["batch", 10]), ("probabilities", FLOAT, ["batch", 10])]
     path = make_io_model(tmp_path / "b.onnx", ["N", 784], outputs=two)
-    with pytest.raises(UsageError, match="output must be given: .* has 2 float outputs shaped "
+    with pytest.raises(ParameterError, match="`output` must be given: .* has 2 float outputs shaped "
                                          r"\[batch, classes\]; name one of logits, probabilities"):
         inspect_model(path, "mnist")
     assert inspect_model(path, "mnist", output="probabilities").output_name == "probabilities"
-    with pytest.raises(UsageError, match="output names no output of .*, got 'prob'; its outputs "
+    with pytest.raises(ParameterError, match="`output` names no output of .*, got 'prob'; its outputs "
                                          "are logits"):
         inspect_model(path, "mnist", output="prob")
     with pytest.raises(Exception, match=r"output label \(INT64 \['batch'\]\) is not a float tensor"):

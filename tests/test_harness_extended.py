@@ -21,7 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from bgbench import backgrounds as bgs
 from bgbench import extended as ext
-from bgbench.errors import UsageError
+from bgbench.errors import ParameterError
 from bgbench.harness import (
     TestSuite,
     evaluate,
@@ -224,7 +224,7 @@ def test_extended_names_never_collide_with_the_papers():
 
 def test_unknown_suite_is_a_clear_error():
     suites = {"mnist": TestSuite("mnist", synthetic_images(), np.zeros(N_IMAGES, np.int64))}
-    with pytest.raises(UsageError, match="^suite must be one of paper, extended, got 'mnist-c'; "
+    with pytest.raises(ParameterError, match="^`suite` must be one of paper, extended, got 'mnist-c'; "
                                          "paper is the paper's six backgrounds"):
         evaluate_predictor(lambda x: np.zeros((len(x), 10)), "mnist", suite="mnist-c",
                            suites=suites)

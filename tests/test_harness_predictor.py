@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto
 
-from bgbench.errors import BgbenchError, UsageError
+from bgbench.errors import BgbenchError, ParameterError
 from bgbench.harness import Progress, TestSuite, evaluate, evaluate_predictor, write_results
 
 N_IMAGES = 240
@@ -94,13 +94,13 @@ def test_predictor_outputs_are_checked(suites):
     with pytest.raises(BgbenchError, match=r"output has shape \[10\] for a batch of 100"):
         evaluate_predictor(lambda x: np.zeros(10), "mnist", threads=1, batch_size=100,
                            suites=suites)
-    with pytest.raises(UsageError, match="predict must be a function"):
+    with pytest.raises(ParameterError, match="`predict` must be a function"):
         evaluate_predictor(np.zeros(3), "mnist", suites=suites)
-    with pytest.raises(UsageError, match="^batch_size must be a positive integer, got 0$"):
+    with pytest.raises(ParameterError, match="^`batch_size` must be a positive integer, got 0$"):
         evaluate_predictor(nan, "mnist", batch_size=0, suites=suites)
-    with pytest.raises(UsageError, match="^dataset is not a dataset bgbench has, got 'cifar10'"):
+    with pytest.raises(ParameterError, match="^`dataset` is not a dataset bgbench has, got 'cifar10'"):
         evaluate_predictor(nan, "cifar10", suites=suites)
-    with pytest.raises(UsageError, match="^input_size must be one of 32, 28"):
+    with pytest.raises(ParameterError, match="^`input_size` must be one of 32, 28"):
         evaluate_predictor(nan, "mnist", input_size=24, suites=suites)
 
 

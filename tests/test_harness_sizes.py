@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from bgbench import backgrounds as bgs
-from bgbench.errors import BgbenchError
+from bgbench.errors import ParameterError
 from bgbench.harness import TestSuite, evaluate
 from bgbench.harness.sizes import (
     INPUT_SIZES,
@@ -34,7 +34,7 @@ def share(image: np.ndarray) -> float:
 def test_size_rules_and_supported_sizes():
     assert INPUT_SIZES == (32, 28)
     assert (size_rule(32), size_rule(28)) == ("paper-32", "native-28")
-    with pytest.raises(BgbenchError, match="^input_size must be one of 32, 28: the test sets "
+    with pytest.raises(ParameterError, match="^`input_size` must be one of 32, 28: the test sets "
                                            "exist at 32x32 and 28x28, got 24$"):
         check_input_size(24)
 

@@ -15,11 +15,8 @@ from bgbench.vocab import DEFAULT_SUITE, SUITES
 DEFAULT_OUT = "bgbench-results"
 
 # Library parameter names as this command spells them, for errors about their values.
-FLAGS = {"batch_size": "--batch-size", "threads": "--threads", "limit": "--limit",
-         "layout": "--layout", "output": "--output", "input_scale": "--input-scale",
-         "mean": "--mean", "std": "--std", "dataset": "--dataset", "providers": "--providers",
-         "backgrounds": "--backgrounds", "suite": "--suite", "out_dir": "--out",
-         "force": "--force"}
+# Parameters whose flag is not simply ``--name`` (underscores as dashes).
+FLAGS = {"out_dir": "--out"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -93,17 +90,17 @@ def parse_backgrounds(text: str) -> list[str] | None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write the results files, print the table."""
-    from bgbench.errors import BgbenchError
+    from bgbench.errors import ParameterError
+    from bgbench.fileio import refuse_overwrite
     from bgbench.harness import Progress, evaluate, format_table, write_results
-    from bgbench.harness.params import ParameterError
     from bgbench.harness.results import RESULTS_CSV, RESULTS_JSON, results_document
 
     out = Path(args.out)
-    existing = [str(out / n) for n in (RESULTS_JSON, RESULTS_CSV) if (out / n).exists()]
-    if existing and not args.force:
+    try:
         # Checked before the evaluation so a long run is not wasted.
-        raise BgbenchError(f"{' and '.join(existing)} already exist; choose another --out "
-                           "or pass --force to replace them")
+        refuse_overwrite([out / RESULTS_JSON, out / RESULTS_CSV], args.force, parameter="out_dir")
+    except ParameterError as err:
+        raise err.for_command_line(FLAGS) from None
     providers = [p.strip() for p in args.providers.split(",") if p.strip()]
     try:
         results = evaluate(args.models, dataset=args.dataset,
@@ -117,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         extra = {"limit": args.limit} if args.limit else None
         json_path, csv_path = write_results(out, results, force=args.force, extra=extra)
     except ParameterError as err:
-        raise err.renamed(FLAGS) from None
+        raise err.for_command_line(FLAGS) from None
     print(format_table(results_document(results)["models"]))
     print(f"\nwrote {json_path} and {csv_path}")
     return 0

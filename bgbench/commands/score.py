@@ -7,6 +7,7 @@ import json
 
 from bgbench.errors import ParameterError
 from bgbench.paths import add_data_root_argument
+from bgbench.vocab import DEFAULT_SUITE, SUITES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the run's validation images or the test images (default: val)")
     p.add_argument("--limit", type=int, default=0, metavar="N",
                    help="the first N images only (default 0: all)")
-    p.add_argument("--suite", choices=("paper", "extended"), default="paper",
+    p.add_argument("--suite", choices=SUITES, default=DEFAULT_SUITE,
                    help="the paper's six backgrounds, or those and the extended suite "
                    "(default: paper)")
     add_data_root_argument(p)

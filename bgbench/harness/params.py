@@ -1,42 +1,31 @@
-"""Errors about an argument's value, named as the caller spelled it.
+"""Errors about an argument's value, built from its parts.
 
-The library names its parameters (``limit must be positive``); ``bgbench eval`` renames
-them to its flags (``--limit must be positive``) with ``ParameterError.renamed``.
+The library names its parameters (```limit` must be a positive integer``); ``bgbench eval``
+rewrites them into its flags (``--limit must be ...``) with ``for_command_line``, as every
+command does with ``bgbench.errors.ParameterError``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from bgbench.errors import UsageError
+from bgbench import errors
 
 
-class _Names(dict):
-    def __missing__(self, key: str) -> str:
-        return key
-
-
-class ParameterError(UsageError):
-    """``<parameter> <problem>, got <value>; <fix>``; ``{name}`` in ``fix`` is another parameter."""
+class ParameterError(errors.ParameterError):
+    """``<parameter> <problem>, got <value>; <fix>``; ``{name}`` in ``fix`` names another
+    parameter."""
 
     def __init__(self, parameter: str, problem: str, value: Any = None, fix: str = ""):
         self.parameter = parameter
-        self.problem = problem
-        self.value = value
-        self.fix = fix
-        super().__init__(self.message({}))
+        got = "" if value is None else f", got {value!r}"
+        fix = "; " + fix.format_map(_Backticked()) if fix else ""
+        super().__init__(f"`{parameter}` {problem}{got}{fix}")
 
-    def message(self, names: Mapping[str, str]) -> str:
-        """The message with each parameter called by its entry in ``names`` (else its own name)."""
-        names = _Names(names)
-        got = "" if self.value is None else f", got {self.value!r}"
-        fix = f"; {self.fix.format_map(names)}" if self.fix else ""
-        return f"{names[self.parameter]} {self.problem}{got}{fix}"
 
-    def renamed(self, names: Mapping[str, str]) -> UsageError:
-        """The same error with the parameters renamed, e.g. to command-line flags."""
-        return UsageError(self.message(names))
+class _Backticked(dict):
+    def __missing__(self, key: str) -> str:
+        return f"`{key}`"
 
 
 def check_positive(name: str, value: int | None) -> None:

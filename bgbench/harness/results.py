@@ -14,10 +14,10 @@ from bgbench import __version__
 from bgbench import backgrounds as bgs
 from bgbench.errors import BgbenchError
 from bgbench.extended import BACKGROUND_SETS, PHOTOMETRIC_SETS
-from bgbench.fileio import write_json, write_text
+from bgbench.fileio import refuse_overwrite, write_json, write_text
 from bgbench.harness.evaluate import ModelResult
-from bgbench.harness.params import ParameterError
 from bgbench.harness.testsets import CLEAN, NOISE
+from bgbench.tables import pct, text_table
 
 CSV_COLUMNS = ("model", "dataset", "method", "suite", "test_set", "parameter", "n_images",
                "n_correct", "accuracy", "seconds", "provider", "input_size", "size_rule")
@@ -91,10 +91,7 @@ def write_results(out_dir: str | os.PathLike, results: list[ModelResult], force:
     """Write results.json and results.csv into ``out_dir`` atomically; refuse to overwrite."""
     out_dir = Path(out_dir)
     paths = out_dir / RESULTS_JSON, out_dir / RESULTS_CSV
-    existing = [str(p) for p in paths if p.exists()]
-    if existing and not force:
-        raise ParameterError("out_dir", f"holds results already ({' and '.join(existing)})",
-                             fix="choose another {out_dir} or pass {force} to replace them")
+    refuse_overwrite(paths, force, parameter="out_dir")
     write_json(paths[0], results_document(results, extra))
     write_text(paths[1], csv_text(results))
     return paths
@@ -117,10 +114,6 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
     return doc
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
-
-
 def _model_label(entry: dict[str, Any]) -> str:
     return Path(entry["model"]).stem
 
@@ -138,18 +131,18 @@ def format_table(models: list[dict[str, Any]]) -> str:
     for m in models:
         acc = m["accuracy"]
         rows.append([_model_label(m), m["dataset"], m["method"], str(m["input_size"]),
-                     _pct(acc.get(CLEAN))]
-                    + [_pct(acc.get(n)) for n in names]
-                    + [_pct(m["background_average"]), _pct(m["background_worst"]),
-                       _pct(m["fooled_by_any"]), f"{m['images_per_second']:.0f}"])
-    text = _align(header, rows)
+                     pct(acc.get(CLEAN))]
+                    + [pct(acc.get(n)) for n in names]
+                    + [pct(m["background_average"]), pct(m["background_worst"]),
+                       pct(m["fooled_by_any"]), f"{m['images_per_second']:.0f}"])
+    text = text_table(header, rows)
     sweeps = [m for m in models if m["noise_sweep"]]
     if sweeps:
         rates = list(sweeps[0]["noise_sweep"])
-        sweep_rows = [[rate] + [_pct(m["noise_sweep"].get(rate)) for m in sweeps]
+        sweep_rows = [[rate] + [pct(m["noise_sweep"].get(rate)) for m in sweeps]
                       for rate in rates]
         text += "\n\nNoise sweep (random background), accuracy %\n"
-        text += _align([f"{NOISE} rate"] + [_model_label(m) for m in sweeps], sweep_rows)
+        text += text_table([f"{NOISE} rate"] + [_model_label(m) for m in sweeps], sweep_rows)
     extended_models = [m for m in models if m.get("extended_accuracy")]
     if extended_models:
         text += ("\n\nExtended suite (bgbench's own, not the paper's; docs/extended-suite.md), "
@@ -165,17 +158,8 @@ def _extended_table(models: list[dict[str, Any]]) -> str:
     for m in models:
         acc = m["extended_accuracy"]
         rows.append([_model_label(m), m["dataset"], m["method"], str(m["input_size"])]
-                    + [_pct(acc.get(n)) for n in BACKGROUND_SETS]
-                    + [_pct(m["extended_background_average"])]
-                    + [_pct(acc.get(n)) for n in PHOTOMETRIC_SETS]
-                    + [_pct(m["extended_photometric_average"])])
-    return _align(header, rows)
-
-
-def _align(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).rjust(w) if i else str(c).ljust(w)
-                       for i, (c, w) in enumerate(zip(row, widths, strict=True)))
-             for row in [header, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+                    + [pct(acc.get(n)) for n in BACKGROUND_SETS]
+                    + [pct(m["extended_background_average"])]
+                    + [pct(acc.get(n)) for n in PHOTOMETRIC_SETS]
+                    + [pct(m["extended_photometric_average"])])
+    return text_table(header, rows)

@@ -19,9 +19,9 @@ from bgbench import extended
 from bgbench.backgrounds import BACKGROUNDS, apply, background, foreground, pad, to_float
 from bgbench.errors import ParameterError
 from bgbench.train.accuracy import count_correct
+from bgbench.vocab import SUITES
 
 SPLITS = ("val", "test")
-SUITES = ("paper", "extended")
 
 
 def background_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray
