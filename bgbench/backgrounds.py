@@ -76,14 +76,18 @@ def clock() -> np.ndarray:
     return out
 
 
-def noise(rate: float) -> np.ndarray:
-    """``int(SIZE*SIZE*rate)`` pixels set, drawn without replacement by RandomState(0)."""
+def noise(rate: float, size: int = SIZE) -> np.ndarray:
+    """``int(size*size*rate)`` pixels set, drawn without replacement by RandomState(0).
+
+    ``size`` other than ``SIZE`` gives the same definition at another image size (a 28x28
+    model's noise backgrounds), which keeps the rate where a crop or a resampling would not.
+    """
     if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"noise rate must be in [0, 1], got {rate}")
-    count = int(SIZE * SIZE * rate)
-    flat = np.zeros(SIZE * SIZE, np.uint8)
-    flat[np.random.RandomState(0).choice(SIZE * SIZE, count, replace=False)] = 1
-    return flat.reshape(SIZE, SIZE)
+        raise BgbenchError(f"noise rate must be in [0, 1], got {rate}")
+    count = int(size * size * rate)
+    flat = np.zeros(size * size, np.uint8)
+    flat[np.random.RandomState(0).choice(size * size, count, replace=False)] = 1
+    return flat.reshape(size, size)
 
 
 def random() -> np.ndarray:

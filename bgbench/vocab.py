@@ -1,4 +1,5 @@
-"""The names bgbench accepts: datasets, training methods, training presets and test suites.
+"""The names bgbench accepts: datasets, training methods, training presets, test suites and
+model input layouts.
 
 Torch-free, so every command builds its choices from here without importing torch. The
 background names are the keys of ``bgbench.backgrounds.BACKGROUNDS`` (also torch-free).
@@ -19,3 +20,5 @@ PRESET_ALIASES: dict[str, str] = {"paper": "full"}
 # (``bgbench.extended``).
 SUITES: tuple[str, ...] = ("paper", "extended")
 DEFAULT_SUITE = "paper"
+# Input layouts of an evaluated model: [N,1,S,S], [N,S,S,1], [N,S,S], [N,S*S].
+LAYOUTS: tuple[str, ...] = ("nchw", "nhwc", "hw", "flat")

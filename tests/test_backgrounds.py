@@ -57,7 +57,7 @@ def test_random_is_the_quarter_noise():
 
 
 def test_noise_rate_out_of_range():
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+    with pytest.raises(BgbenchError, match=r"\[0, 1\]"):
         B.noise(1.5)
 
 

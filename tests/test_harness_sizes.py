@@ -16,7 +16,6 @@ from bgbench.harness.sizes import (
     INPUT_SIZES,
     background_at,
     check_input_size,
-    draw_noise,
     noise_at,
     size_rule,
 )
@@ -53,7 +52,7 @@ def test_every_noise_rate_keeps_its_share_at_28():
     for rate in bgs.NOISE_RATES:
         np.testing.assert_array_equal(noise_at(rate, 32), bgs.noise(rate))
         # One definition at every size: at 32 it is the paper's noise, pixel for pixel.
-        np.testing.assert_array_equal(draw_noise(rate, 32), bgs.noise(rate))
+        np.testing.assert_array_equal(bgs.noise(rate, 32), bgs.noise(rate))
         assert int(noise_at(rate, 28).sum()) == int(28 * 28 * rate)
         if rate:
             assert share(noise_at(rate, 28)) == pytest.approx(share(bgs.noise(rate)), rel=0.10)

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from bgbench.paths import add_data_root_argument
-from bgbench.vocab import DEFAULT_SUITE, SUITES
+from bgbench.vocab import DATASETS, DEFAULT_SUITE, LAYOUTS, SUITES
 
 DEFAULT_OUT = "bgbench-results"
 
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "take 32x32 or 28x28 images as [N,1,S,S], [N,S,S,1], [N,S,S] or [N,S*S], float or "
         "uint8 (docs/onnx-contract.md).")
     p.add_argument("models", nargs="+", metavar="MODEL.onnx", help="ONNX classifiers")
-    p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default=None,
+    p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="test set for models without bgbench.dataset metadata")
     p.add_argument("--providers", default="cpu", metavar="LIST",
                    help="comma-separated execution providers, e.g. cpu or cuda "
@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="also evaluate the random background at the 20 noise rates (Table 2)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="use only the first N test images (quick checks; results say so)")
-    p.add_argument("--layout", default="auto", choices=("auto", "nchw", "nhwc", "hw", "flat"),
+    p.add_argument("--layout", default="auto", choices=("auto", *LAYOUTS),
                    help="input layout: [N,1,S,S], [N,S,S,1], [N,S,S] or [N,S*S] "
                    "(default: detected from the input shape)")
     p.add_argument("--input-scale", type=float, default=None, metavar="S",

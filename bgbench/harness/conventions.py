@@ -16,8 +16,8 @@ import numpy as np
 
 from bgbench.harness.params import ParameterError
 from bgbench.harness.sizes import check_input_size
+from bgbench.vocab import LAYOUTS
 
-LAYOUTS = ("nchw", "nhwc", "hw", "flat")
 DTYPES = ("float32", "uint8")
 
 

@@ -44,20 +44,6 @@ def images_at(images: np.ndarray, size: int) -> np.ndarray:
     return bgs.pad(images) if size == bgs.SIZE else images
 
 
-def draw_noise(rate: float, size: int) -> np.ndarray:
-    """``int(size*size*rate)`` pixels set, drawn without replacement by RandomState(0).
-
-    At 32 this is ``bgbench.backgrounds.noise`` (a test pins the two together); at 28 the
-    same definition keeps the rate, where a crop or a resampling would not.
-    """
-    if not 0.0 <= rate <= 1.0:
-        raise BgbenchError(f"noise rate must be in [0, 1], got {rate}")
-    count = int(size * size * rate)
-    flat = np.zeros(size * size, np.uint8)
-    flat[np.random.RandomState(0).choice(size * size, count, replace=False)] = 1
-    return flat.reshape(size, size)
-
-
 def _centre_28(name: str) -> Callable[[], np.ndarray]:
     # Periodic patterns: the pixels around a digit are exactly those a 32x32 model sees there.
     return lambda: bgs.background(name)[bgs.PAD:-bgs.PAD, bgs.PAD:-bgs.PAD]
@@ -110,7 +96,7 @@ _NATIVE_28: dict[str, Callable[[], np.ndarray]] = {
     "border": _border_28,
     "circles": _circles_28,
     "clock": _clock_28,
-    "random": lambda: draw_noise(bgs.RANDOM_FRACTION, DATASET_SIZE),
+    "random": lambda: bgs.noise(bgs.RANDOM_FRACTION, DATASET_SIZE),
 }
 
 
@@ -126,4 +112,4 @@ def background_at(name: str, size: int) -> np.ndarray:
 def noise_at(rate: float, size: int) -> np.ndarray:
     """The noise background of ``rate`` as binary ``uint8 [size, size]``."""
     check_input_size(size)
-    return bgs.noise(rate) if size == bgs.SIZE else draw_noise(rate, size)
+    return bgs.noise(rate, size)
