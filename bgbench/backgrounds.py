@@ -3,7 +3,7 @@
 Every background is a binary ``uint8`` image of ``SIZE x SIZE`` (0 or 1), built by a small
 pure function in ``BACKGROUNDS`` (mnist-c style). A background replaces every pixel outside
 the object, where the object is the non-zero pixels grown by a binary dilation with a disk
-of radius 2. The definitions, pixel counts and checksums are fixed by ``shared/DESIGN.md``.
+of radius 2. The definitions, pixel counts and checksums are documented in ``docs/backgrounds.md``.
 """
 
 from __future__ import annotations

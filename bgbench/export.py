@@ -64,7 +64,7 @@ def parity_images(dataset: str, n: int = DEFAULT_PARITY_IMAGES, input_size: int 
 
 def build_metadata(dataset: str, method: str, input_size: int,
                    extra: dict[str, Any] | None = None) -> dict[str, str]:
-    """The ``metadata_props`` DESIGN.md requires, plus any ``extra`` (seed, preset, ...)."""
+    """The ``metadata_props`` the ONNX contract requires, plus any ``extra`` (seed, preset, ...)."""
     from bgbench.provenance import git_commit
 
     meta = {

@@ -2,7 +2,7 @@
 
 Input is one or more results directories written by ``bgbench eval``; models are grouped by
 (dataset, method) from their metadata and several seeds of one method are averaged (mean and
-standard deviation: DESIGN.md warns that robustness varies a lot from seed to seed). Figures
+standard deviation: a classifier's robustness varies a lot from seed to seed). Figures
 are small PNGs under ``figures/`` beside the report.
 """
 
@@ -28,8 +28,8 @@ METHOD_ORDER = ("traditional", "attention", "proposal", "truemask", "noisebg")
 METHOD_TITLES = {"traditional": "Traditional", "attention": "Attention (AG-CNN)",
                  "proposal": "Proposal", "truemask": "True mask", "noisebg": "Noise background"}
 
-# DESIGN.md, "Images and the test backgrounds": the paper's Table 1 (six backgrounds, average)
-# and Table 3 (Fashion-MNIST average), accuracy in %.
+# The paper's Table 1 (six backgrounds, average) and Table 3 (Fashion-MNIST average),
+# accuracy in %.
 PAPER_TABLE1: dict[tuple[str, str], tuple[float, ...]] = {
     ("mnist", "traditional"): (38.0, 24.3, 61.4, 32.9, 19.7, 11.2, 31.2),
     ("mnist", "attention"): (28.1, 26.8, 57.3, 40.1, 29.3, 25.1, 34.5),
@@ -333,7 +333,7 @@ def write_report(results_dirs: list[str | os.PathLike], out: str | os.PathLike, 
     md = ["# bgbench report", ""]
     md.append("Accuracy in %. Where a method has several models (seeds), ours is the mean ± "
               "standard deviation over them and the difference is from the mean. The paper's "
-              "numbers are those of Cruz & Cardoso as recorded in DESIGN.md.")
+              "numbers are those published by Cruz & Cardoso.")
     md.append("")
     for doc in docs:
         limited = f", first {doc['limit']} test images only" if doc.get("limit") else ""
@@ -346,8 +346,8 @@ def write_report(results_dirs: list[str | os.PathLike], out: str | os.PathLike, 
     t2 = table2(groups)
     md += ["## Table 2: accuracy against the noise rate of the random background", ""]
     if t2:
-        md += ["The paper's Table 2 values are not recorded in DESIGN.md, so only ours are "
-               "shown.", "", t2, ""]
+        md += ["bgbench does not carry the paper's Table 2 values, so only ours are shown.",
+               "", t2, ""]
         md += ["![noise sweep](figures/noise_sweep.png)", ""]
         noise_figure(groups, figures / "noise_sweep.png")
     else:

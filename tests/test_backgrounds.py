@@ -6,7 +6,7 @@ from skimage.morphology import disk
 
 from bgbench import backgrounds as B
 
-# Pixel counts and SHA-256 prefixes from shared/DESIGN.md.
+# Pixel counts and SHA-256 prefixes of the paper's backgrounds (docs/backgrounds.md).
 EXPECTED = {
     "stripes": (207, "b34bbc2d70e8d89d"),
     "board": (512, "53972d97ce4e5c4d"),
