@@ -12,6 +12,8 @@ isolation (``pip install .``, ``pip wheel .``, ``python -m build``) and without 
 
 import glob
 import os
+import re
+import subprocess
 
 import pybind11
 import torch
@@ -29,9 +31,6 @@ SITE_PACKAGES = os.path.dirname(os.path.dirname(torch.__file__))
 
 def _nvcc_cuda_version() -> str | None:
     """The toolkit's CUDA release (``13.0``), read from ``CUDA_HOME/bin/nvcc --version``."""
-    import re
-    import subprocess
-
     try:
         out = subprocess.run([os.path.join(CUDA_HOME, "bin", "nvcc"), "--version"],
                              capture_output=True, text=True, check=True).stdout
@@ -55,6 +54,9 @@ def _build_cuda() -> bool:
     problem = None
     if CUDA_HOME is None:
         problem = "no CUDA toolkit was found (set CUDA_HOME=/usr/local/cuda)"
+    elif not os.path.isfile(os.path.join(CUDA_HOME, "include", "cuda_runtime.h")):
+        # torch guesses CUDA_HOME from nvcc on PATH; behind a wrapper the guess is wrong.
+        problem = f"{CUDA_HOME} is not a CUDA toolkit (no include/cuda_runtime.h); set CUDA_HOME"
     elif torch.version.cuda is None:
         problem = f"torch {torch.__version__} is a CPU-only build"
     else:
