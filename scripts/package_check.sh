@@ -32,8 +32,9 @@ BGBENCH_CUDA=0 "$work/tools/bin/python" -m build --outdir "$work/dist" "$work/sr
 sdist=$(ls "$work"/dist/bgbench-*.tar.gz)
 wheel=$(ls "$work"/dist/bgbench-*.whl)
 echo "built $(basename "$sdist") and $(basename "$wheel")"
+tar -tzf "$sdist" > "$work/sdist.txt"
 for header in csrc/ops.h csrc/kernels/composite.h csrc/cuda/composite.cu LICENSE; do
-  tar -tzf "$sdist" | grep -qx "bgbench-[^/]*/$header" || fail "the sdist lacks $header"
+  grep -qx "bgbench-[^/]*/$header" "$work/sdist.txt" || fail "the sdist lacks $header"
 done
 "$work/tools/bin/python" - "$wheel" <<'PY' || fail "wheel contents"
 import sys, zipfile
