@@ -2,8 +2,9 @@
 # What a person who never clones the repository gets from pip, checked end to end:
 #   1. `python -m build` (the sdist, then a wheel built from the sdist) with build isolation,
 #      from a copy of the source tree holding only what git tracks (as a clean clone would);
-#   2. a fresh venv with `pip install '<wheel>[cpu]'`: torch must not be importable, and
-#      `bgbench data prepare` and `bgbench eval` on a published model must work;
+#   2. a fresh venv with `pip install '<wheel>[cpu]'`: torch must not be importable,
+#      `bgbench data prepare` and `bgbench eval` on a published model must work, and
+#      `bgbench train` must fail with one line naming the `train` extra;
 #   3. the `gpu` extra resolves to onnxruntime-gpu without onnxruntime beside it;
 #   4. `pip install '<wheel>[train]'` into the same venv: `import bgbench._C` works before
 #      torch is imported, and `bgbench.ops.composite` runs the compiled kernel, no fallback.
@@ -62,6 +63,12 @@ assert model["accuracy"]["clean"] > 0.95 and model["background_average"] > 0.9, 
 print(f"eval: clean {model['accuracy']['clean']:.3f}, six-background average "
       f"{model['background_average']:.3f} on 1000 images")
 PY
+if "$work/venv/bin/bgbench" train --dataset mnist --method traditional --out "$work/run" 2> "$work/train.err"; then
+  fail "bgbench train ran without torch"
+fi
+[ "$(wc -l < "$work/train.err")" -eq 1 ] && grep -q "bgbench\[train\]" "$work/train.err" \
+  || { cat "$work/train.err"; fail "bgbench train without torch is not one line naming the train extra"; }
+echo "train without torch: $(cat "$work/train.err")"
 
 step "the gpu extra resolves to onnxruntime-gpu alone"
 "$work/venv/bin/python" -m pip install -q --dry-run --ignore-installed --report "$work/gpu.json" \
