@@ -1,7 +1,8 @@
 """The ``bgbench`` command: one entry point, one module per subcommand in ``bgbench.commands``.
 
 Subcommand modules import heavy libraries (torch) only inside their ``run``, so that
-``bgbench eval`` works where torch is not installed.
+``bgbench eval`` works where torch is not installed; a command that needs an extra which is
+not installed fails with one line naming it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 
 from bgbench import __version__
 from bgbench.errors import BgbenchError
+from bgbench.extras import missing_dependency_message
 
 # Order is the order of the data flow, as ``bgbench --help`` shows it.
 COMMANDS = ("data", "backgrounds", "train", "score", "export", "eval", "report", "reproduce")
@@ -40,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     except BgbenchError as err:
         print(f"bgbench {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
+    except ModuleNotFoundError as err:
+        message = missing_dependency_message(err)
+        if message is None:
+            raise
+        print(f"bgbench {args.command}: error: {message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"bgbench {args.command}: interrupted", file=sys.stderr)
         return 130

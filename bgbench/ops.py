@@ -5,8 +5,10 @@
 Python ``register_autograd`` path cost more per call than the fused work itself at the
 training shape); this module registers the fake (meta) kernels, so it works under
 autograd, ``torch.compile(fullgraph=True)`` and ``torch.library.opcheck``. Backward
-computes only the gradients of inputs that need one. Where the extension is missing,
-``composite`` falls back, with one warning, to ``composite_reference``.
+computes only the gradients of inputs that need one. Where the extension is not built,
+``composite`` falls back, with one warning, to ``composite_reference``; where it is built but
+does not load (e.g. compiled against another torch), importing this module warns at once
+with the loader's reason.
 """
 
 from __future__ import annotations
@@ -16,12 +18,23 @@ import warnings
 import torch
 from torch import Tensor
 
+# Why bgbench._C is unavailable (None when it loaded); every fallback message names it.
+LOAD_ERROR: str | None = None
 try:
     from bgbench import _C  # noqa: F401  (loading it registers torch.ops.bgbench)
-
-    HAVE_EXTENSION = True
-except ImportError:
-    HAVE_EXTENSION = False
+except ModuleNotFoundError as err:
+    if err.name != "bgbench._C":
+        raise
+    LOAD_ERROR = ("bgbench._C is not built (build it with `pip install --no-build-isolation -e .` "
+                  "in a clone, or install bgbench with the `train` extra)")
+except ImportError as err:
+    # A built extension that does not load is a broken install, not a missing feature:
+    # say so loudly, with the loader's reason, rather than run the slow reference unnoticed.
+    LOAD_ERROR = (f"bgbench._C is built but does not load ({err}); it must be built against "
+                  f"the installed torch {torch.__version__}: reinstall bgbench with the `train` "
+                  "extra, or rebuild it (BGBENCH_CUDA=0 for a CPU-only torch)")
+    warnings.warn(LOAD_ERROR, RuntimeWarning, stacklevel=2)
+HAVE_EXTENSION = LOAD_ERROR is None
 
 
 def composite_reference(x: Tensor, m: Tensor, b: Tensor | None = None
@@ -116,8 +129,7 @@ def composite(x: Tensor, m: Tensor, b: Tensor | None = None, *,
     """
     if out is not None:
         if not HAVE_EXTENSION:
-            raise RuntimeError("composite(out=...) needs the compiled extension bgbench._C "
-                               "(run `pip install --no-build-isolation -e .`)")
+            raise RuntimeError(f"composite(out=...) needs the compiled extension: {LOAD_ERROR}")
         if not (isinstance(out, tuple | list) and len(out) == 3):
             raise TypeError("composite: out must be a tuple (out, mean_m, mean_b)")
         torch.ops.bgbench.composite_into(x, m, b, *out)
@@ -126,7 +138,6 @@ def composite(x: Tensor, m: Tensor, b: Tensor | None = None, *,
         return torch.ops.bgbench.composite(x, m, b)
     global _warned
     if not _warned:
-        warnings.warn("bgbench._C is not built: composite falls back to composite_reference "
-                      "(run `pip install --no-build-isolation -e .`)", stacklevel=2)
+        warnings.warn(f"composite falls back to composite_reference: {LOAD_ERROR}", stacklevel=2)
         _warned = True
     return composite_reference(x, m, b)

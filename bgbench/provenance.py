@@ -17,7 +17,13 @@ _REPO = Path(__file__).resolve().parent.parent
 
 @functools.cache
 def git_commit() -> str:
-    """The commit of the source tree bgbench runs from (``+dirty`` if modified), or ``unknown``."""
+    """The commit of the source tree bgbench runs from (``+dirty`` if modified), or ``unknown``.
+
+    ``unknown`` too for an installed wheel: its parent directory is site-packages, and a
+    git repository around that (a venv inside a clone) is not bgbench's source.
+    """
+    if not (_REPO / ".git").exists():
+        return "unknown"
     try:
         run = functools.partial(subprocess.run, cwd=_REPO, capture_output=True, text=True,
                                 timeout=10, check=True)
@@ -29,7 +35,8 @@ def git_commit() -> str:
 
 
 def package_versions(names: tuple[str, ...] = ("numpy", "torch", "torchvision", "onnx",
-                                                "onnxruntime", "scikit-image")) -> dict[str, str]:
+                                                "onnxruntime", "onnxruntime-gpu", "scikit-image")
+                     ) -> dict[str, str]:
     """Installed versions of the libraries a result depends on (absent ones are skipped)."""
     versions = {"bgbench": __version__}
     for name in names:

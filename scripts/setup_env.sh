@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create (or reuse) the virtual environment .venv and install bgbench with everything it
-# needs, compiled extensions included. Needs no root. Re-running is cheap: the install is
-# skipped while nothing it depends on has changed.
+# needs (the train, cpu and test extras), compiled extensions included. Needs no root.
+# Re-running is cheap: the install is skipped while nothing it depends on has changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +11,8 @@ python=${PYTHON:-python3}
 # shellcheck disable=SC1091
 . "$venv/bin/activate"
 
-# torch finds nvcc through CUDA_HOME; a wrapper on PATH makes it guess wrong (DESIGN.md).
+# torch finds nvcc through CUDA_HOME; a wrapper on PATH makes it guess wrong
+# (the link then fails with `cannot find -lcudart`).
 if [ -z "${CUDA_HOME:-}" ] && [ -x /usr/local/cuda/bin/nvcc ]; then
   export CUDA_HOME=/usr/local/cuda
 fi
@@ -31,10 +32,11 @@ fi
 pip=(python -m pip install -q --disable-pip-version-check -c requirements/constraints.txt)
 "${pip[@]}" --upgrade pip
 # Build requirements first: the project is built without isolation (isolation would
-# install torch a second time).
-"${pip[@]}" setuptools wheel ninja pybind11 numpy torch==2.14.1 torchvision==0.29.1
+# install torch a second time), so the extension is built against .venv's own torch.
+"${pip[@]}" setuptools ninja pybind11 numpy torch==2.14.1 torchvision==0.29.1
 start=$(date +%s)
-"${pip[@]}" --no-build-isolation -e ".[test]"
+# train: torch and export tooling; cpu: onnxruntime; test: pytest, asv, ruff.
+"${pip[@]}" --no-build-isolation -e ".[train,cpu,test]"
 python -c "import bgbench._C, bgbench._core"
 echo "$want" > "$stamp"
 echo "setup_env: bgbench installed in $venv (build took $(( $(date +%s) - start )) s)"

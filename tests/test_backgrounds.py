@@ -7,7 +7,7 @@ from skimage.morphology import disk
 from bgbench import backgrounds as B
 from bgbench.errors import BgbenchError
 
-# The pinned pixel counts and SHA-256 prefixes of the six backgrounds.
+# Pixel counts and SHA-256 prefixes of the paper's backgrounds (docs/backgrounds.md).
 EXPECTED = {
     "stripes": (207, "b34bbc2d70e8d89d"),
     "board": (512, "53972d97ce4e5c4d"),

@@ -1,4 +1,4 @@
-"""results.json, the long-format results.csv, and the printed table."""
+"""results.json, the long-format results.csv, and the printed table (fields in docs/results-schema.md)."""
 
 from __future__ import annotations
 
