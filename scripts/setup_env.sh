@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create (or reuse) the virtual environment .venv and install bgbench with everything it
-# needs (the train, cpu and test extras), compiled extensions included. Needs no root.
+# needs (the train, cpu, test and interop extras), compiled extensions included. Needs no root.
 # Re-running is cheap: the install is skipped while nothing it depends on has changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +36,7 @@ pip=(python -m pip install -q --disable-pip-version-check -c requirements/constr
 "${pip[@]}" setuptools ninja pybind11 numpy torch==2.14.1 torchvision==0.29.1
 start=$(date +%s)
 # train: torch and export tooling; cpu: onnxruntime; test: pytest, asv, ruff.
-"${pip[@]}" --no-build-isolation -e ".[train,cpu,test]"
+"${pip[@]}" --no-build-isolation -e ".[train,cpu,test,interop]"
 python -c "import bgbench._C, bgbench._core"
 echo "$want" > "$stamp"
 echo "setup_env: bgbench installed in $venv (build took $(( $(date +%s) - start )) s)"

@@ -11,6 +11,7 @@ bgbench data prepare --dataset all
 export BGBENCH_REQUIRE_DATA=1
 
 ruff check .
+bash scripts/format_check.sh
 python -m pytest -q "$@"
 
 cmake -S . -B build/cmake -DPython_EXECUTABLE="$(command -v python)" >/dev/null

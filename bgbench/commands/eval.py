@@ -36,6 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--providers", default="cpu", metavar="LIST",
                    help="comma-separated execution providers, e.g. cpu or cuda "
                    "(cuda needs onnxruntime-gpu: pip install 'bgbench[gpu]'); default cpu")
+    p.add_argument("--provider-option", action="append", default=[],
+                   metavar="[PROVIDER:]KEY=VALUE", dest="provider_options",
+                   help="an execution provider option, e.g. device_id=0 or "
+                   "cuda:cudnn_conv_algo_search=HEURISTIC (repeatable; without PROVIDER: for "
+                   "the first provider); recorded with the results")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="onnxruntime intra-op threads and test-set building threads "
                    "(default: the cores available)")
@@ -106,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         results = evaluate(args.models, dataset=args.dataset,
                            backgrounds=parse_backgrounds(args.backgrounds),
                            noise_sweep=args.noise_sweep, suite=args.suite,
-                           providers=providers,
+                           providers=providers, provider_options=args.provider_options,
                            threads=args.threads, batch_size=args.batch_size,
                            data_root=args.data_root, limit=args.limit, layout=args.layout,
                            output=args.output, input_scale=args.input_scale, mean=args.mean,

@@ -20,10 +20,11 @@ from bgbench.harness.evaluate import (
     evaluate,
     evaluate_model,
 )
-from bgbench.harness.model import ModelInfo, inspect_model, open_session, resolve_providers
+from bgbench.harness.model import ModelInfo, inspect_model, open_session
 from bgbench.harness.params import ParameterError
 from bgbench.harness.predictor import evaluate_predictor
 from bgbench.harness.progress import Progress
+from bgbench.harness.providers import resolve_providers
 from bgbench.harness.results import (
     format_table,
     read_results,

@@ -24,10 +24,10 @@ from bgbench.harness.model import (
     ModelInfo,
     inspect_model,
     open_session,
-    resolve_providers,
 )
 from bgbench.harness.params import ParameterError, check_positive
 from bgbench.harness.progress import Progress
+from bgbench.harness.providers import Resolved, provider_record, resolve_providers
 from bgbench.harness.sizes import size_rule
 from bgbench.harness.testsets import (
     CLEAN,
@@ -94,6 +94,8 @@ class ModelResult:
     test_sets: list[TestSetResult]
     fooled_by_any: float | None
     metadata: dict[str, str] = field(default_factory=dict)
+    # Each provider the session used, with the options asked for it.
+    provider_options: list[dict[str, object]] = field(default_factory=list)
 
     @property
     def input_size(self) -> int:
@@ -254,7 +256,7 @@ class Scorer:
 class Evaluator(Scorer):
     """One onnxruntime session for one checked model; scores it on test sets of its dataset."""
 
-    def __init__(self, info: ModelInfo, providers: list[str], threads: int,
+    def __init__(self, info: ModelInfo, providers: Resolved | list[str], threads: int,
                  batch_size: int | None = None):
         check_positive("threads", threads)
         if batch_size is None:
@@ -265,6 +267,8 @@ class Evaluator(Scorer):
         self.threads = threads
         self.session = open_session(info, providers, threads)
         self.providers = self.session.get_providers()
+        asked = [(p, {}) if isinstance(p, str) else p for p in providers]
+        self.provider_options = provider_record(asked, self.providers)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         (logits,) = self.session.run([self.info.output_name], {self.info.input_name: batch})
@@ -296,7 +300,8 @@ def score_all(scorer: Scorer, suite: TestSuite, test_sets: list[TestSet],
 
 
 def evaluate_model(info: ModelInfo, suite: TestSuite, test_sets: list[TestSet],
-                   providers: list[str], threads: int, batch_size: int | None = None,
+                   providers: Resolved | list[str], threads: int,
+                   batch_size: int | None = None,
                    progress: Progress | None = None) -> ModelResult:
     """Score one checked model on ``test_sets`` of ``suite`` (which must be its dataset)."""
     if suite.dataset != info.dataset:
@@ -310,7 +315,8 @@ def evaluate_model(info: ModelInfo, suite: TestSuite, test_sets: list[TestSet],
                          batch_size=evaluator.batch_size, convention=info.convention,
                          output=info.output_name, fixed_batch=info.fixed_batch,
                          test_sets=results, fooled_by_any=fooled_by_any,
-                         metadata=dict(info.metadata))
+                         metadata=dict(info.metadata),
+                         provider_options=evaluator.provider_options)
     if progress is not None:
         progress.done(result)
     return result
@@ -318,7 +324,8 @@ def evaluate_model(info: ModelInfo, suite: TestSuite, test_sets: list[TestSet],
 
 def evaluate(models: list[str | os.PathLike] | str | os.PathLike, *, dataset: str | None = None,
              backgrounds: list[str] | None = None, noise_sweep: bool = False,
-             providers: list[str] | tuple[str, ...] = ("cpu",), threads: int | None = None,
+             providers: list[str] | tuple[str, ...] = ("cpu",),
+             provider_options: list[str] | tuple[str, ...] = (), threads: int | None = None,
              batch_size: int | None = None, data_root: str | os.PathLike | None = None,
              limit: int | None = None, layout: str = "auto", output: str | None = None,
              input_scale: float | None = None, mean: float | None = None,
@@ -333,7 +340,9 @@ def evaluate(models: list[str | os.PathLike] | str | os.PathLike, *, dataset: st
     extended suite (``bgbench.extended``) to them; ``threads`` defaults to the cores
     available; ``batch_size`` to 500, or the batch a model's graph fixes. ``layout``,
     ``output``, ``input_scale``, ``mean`` and ``std`` apply to every model (see
-    ``inspect_model``); ``progress`` reports each model as it runs.
+    ``inspect_model``); ``provider_options`` are ``[PROVIDER:]KEY=VALUE`` items for the
+    execution providers (``providers.resolve_providers``); ``progress`` reports each model as
+    it runs.
     """
     from bgbench.harness.testsets import load_suite, standard_test_sets
 
@@ -344,7 +353,7 @@ def evaluate(models: list[str | os.PathLike] | str | os.PathLike, *, dataset: st
     check_positive("batch_size", batch_size)
     check_positive("limit", limit)
     threads = default_threads() if threads is None else threads
-    full_providers = resolve_providers(list(providers))
+    full_providers = resolve_providers(list(providers), list(provider_options))
     test_sets = standard_test_sets(backgrounds, noise_sweep, suite)
     infos = [inspect_model(Path(p), dataset, layout=layout, output=output,
                            input_scale=input_scale, mean=mean, std=std) for p in paths]

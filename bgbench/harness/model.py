@@ -1,4 +1,5 @@
-"""Open an ONNX classifier, check it against the ONNX contract, and start a session.
+"""Open an ONNX classifier, check it against the ONNX contract (docs/onnx-contract.md), and
+start a session.
 
 Every way a model can break the contract is a ``BgbenchError`` naming the problem and the fix,
 raised before any test image is fed, so a long evaluation never dies half way through.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,17 +27,6 @@ from bgbench.harness.sizes import INPUT_SIZES
 NUM_CLASSES: dict[str, int] = {name: _CLASSES for name in DATASETS}
 
 # Short names a user types on the command line; full onnxruntime names are accepted too.
-PROVIDER_ALIASES: dict[str, str] = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-    "rocm": "ROCMExecutionProvider",
-    "openvino": "OpenVINOExecutionProvider",
-    "dml": "DmlExecutionProvider",
-    "coreml": "CoreMLExecutionProvider",
-}
-
-
 @dataclass(frozen=True)
 class ModelInfo:
     """What the harness needs to know about one checked ONNX classifier."""
@@ -54,23 +45,6 @@ class ModelInfo:
     def input_size(self) -> int:
         """Side of the square images the model takes (28 or 32)."""
         return self.convention.size
-
-
-def resolve_providers(names: list[str] | tuple[str, ...]) -> list[str]:
-    """Map ``cpu``/``cuda``/... to onnxruntime provider names; an unavailable one is an error."""
-    if not names:
-        raise ParameterError("providers", "names no execution provider", fix="use e.g. cpu")
-    available = ort.get_available_providers()
-    resolved = []
-    for name in names:
-        full = PROVIDER_ALIASES.get(name.lower(), name)
-        if full not in available:
-            hint = (" (install onnxruntime-gpu in place of onnxruntime: "
-                    "pip install 'bgbench[gpu]')" if full == "CUDAExecutionProvider" else "")
-            raise ParameterError("providers", "names a provider this onnxruntime does not have",
-                                 name, f"available: {', '.join(available)}{hint}")
-        resolved.append(full)
-    return resolved
 
 
 def file_sha256(path: Path) -> str:
@@ -282,8 +256,10 @@ def _select_output(path: Path, outputs: list[onnx.ValueInfoProto], wanted: str |
                        f"are {listing}")
 
 
-def open_session(info: ModelInfo, providers: list[str], threads: int) -> ort.InferenceSession:
-    """An inference session with explicit options; the requested providers must all be used."""
+def open_session(info: ModelInfo, providers: Sequence[str | tuple[str, dict[str, str]]],
+                 threads: int) -> ort.InferenceSession:
+    """An inference session with explicit options; the requested providers (full names, or
+    ``(name, options)`` as ``providers.resolve_providers`` gives) must all be used."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -299,7 +275,8 @@ def open_session(info: ModelInfo, providers: list[str], threads: int) -> ort.Inf
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise BgbenchError(f"onnxruntime cannot load {info.path}: {first_line}") from None
     used = session.get_providers()
-    missing = [p for p in providers if p not in used]
+    names = [p if isinstance(p, str) else p[0] for p in providers]
+    missing = [p for p in names if p not in used]
     if missing:
         raise BgbenchError(f"onnxruntime did not enable {', '.join(missing)} for {info.path} "
                            f"(it uses {', '.join(used)}); check the driver and library install")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import onnxruntime as ort
 
-from bgbench.errors import BgbenchError, UsageError
+from bgbench.errors import BgbenchError, ParameterError, UsageError
 
 # Short names a user types on the command line; full onnxruntime names are accepted too.
 PROVIDER_ALIASES: dict[str, str] = {
@@ -72,16 +72,16 @@ def parse_provider_options(items: Sequence[str], providers: Sequence[str]) -> di
             prefix, _, key = key.partition(":")
             target = full_name(prefix)
             if target not in options:
-                raise UsageError(f"provider option {item!r} is for {prefix!r}, which is not among the "
-                                 f"requested providers ({', '.join(providers)}); add it to --providers")
+                raise ParameterError(f"provider option {item!r} is for {prefix!r}, which is not among the "
+                                 f"requested providers ({', '.join(providers)}); add it to `providers`")
         key = key.strip()
         if not sep or not key:
-            raise UsageError(f"provider option {item!r} is not KEY=VALUE (or PROVIDER:KEY=VALUE), "
-                             "e.g. --provider-option device_id=0")
+            raise ParameterError(f"provider option {item!r} is not KEY=VALUE (or PROVIDER:KEY=VALUE), "
+                             "e.g. device_id=0 in `provider_options`")
         if target is None:
-            raise UsageError(f"provider option {item!r} given but no provider is requested")
+            raise ParameterError(f"provider option {item!r} given but no provider is requested")
         if key in options[target]:
-            raise UsageError(f"provider option {key!r} is given twice for {target}; give it once")
+            raise ParameterError(f"provider option {key!r} is given twice for {target}; give it once")
         options[target][key] = value.strip()
     return options
 
@@ -115,7 +115,7 @@ def resolve_providers(names: Sequence[str], options: Sequence[str] = ()) -> Reso
     """
     full = [full_name(name) for name in names if name.strip()]
     if not full:
-        raise UsageError("no execution provider given; use e.g. --providers cpu")
+        raise ParameterError("`providers` names no execution provider; use e.g. cpu")
     repeated = sorted({name for name in full if full.count(name) > 1})
     if repeated:
         raise UsageError(f"execution provider {', '.join(repeated)} is given twice; give it once")

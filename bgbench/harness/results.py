@@ -34,6 +34,7 @@ def model_to_json(result: ModelResult) -> dict[str, Any]:
         "method": result.method,
         "provider": result.provider,
         "providers": result.providers,
+        "provider_options": result.provider_options,
         "threads": result.threads,
         "batch_size": result.batch_size,
         "input_size": result.input_size,
