@@ -48,10 +48,9 @@ PAPER_TABLE1: dict[tuple[str, str], tuple[float, ...]] = {
 PAPER_TABLE3: dict[str, float] = {"proposal": 59.8, "truemask": 72.8, "noisebg": 10.0}
 # The preset that reads the paper literally; its rows come before the other presets'.
 FAITHFUL_PRESET = "faithful"
-# The paper's input size and the rule its test sets follow: what results.json entries written
-# before the harness recorded ``input_size`` and ``size_rule`` were evaluated at.
-PAPER_INPUT_SIZE = 32
-PAPER_SIZE_RULE = "paper-32"
+# The paper's input size: what results.json entries written before the harness recorded
+# ``input_size`` and ``size_rule`` were evaluated at.
+PAPER_INPUT_SIZE = bgs.SIZE
 # The README's generated results (table and wall times) sit between these two lines.
 README_BEGIN = "<!-- results-table:begin -->"
 README_END = "<!-- results-table:end -->"
@@ -122,8 +121,10 @@ def _preset(entry: dict[str, Any]) -> str | None:
 
 def _input_size(entry: dict[str, Any]) -> tuple[int, str]:
     """The entry's input size and size rule."""
-    return (int(entry.get("input_size", PAPER_INPUT_SIZE)),
-            entry.get("size_rule", PAPER_SIZE_RULE))
+    from bgbench.harness.sizes import SIZE_RULES
+
+    size = int(entry.get("input_size", PAPER_INPUT_SIZE))
+    return size, entry.get("size_rule", SIZE_RULES.get(size, "no recorded size rule"))
 
 
 Evaluation = tuple[int, tuple[str, ...], tuple[float, ...], tuple[int, str]]

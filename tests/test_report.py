@@ -270,3 +270,20 @@ def test_update_readme_rewrites_only_between_the_markers(tmp_path, results_dirs)
         assert readme.read_text() == broken
     with pytest.raises(BgbenchError, match="does not exist"):
         update_readme(tmp_path / "nowhere.md", [r1])
+
+
+def test_report_command_with_readme(tmp_path, results_dirs, capsys):
+    from bgbench.cli import main
+
+    r1, *_ = results_dirs
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers\n")
+    out = tmp_path / "rep" / "report.md"
+    assert main(["report", str(r1), "--out", str(out), "--readme", str(readme)]) == 1
+    assert "must hold the line" in capsys.readouterr().err
+    assert not out.exists()  # the README is checked before anything is written
+    readme.write_text(f"{README_BEGIN}\n{README_END}\n")
+    assert main(["report", str(r1), "--out", str(out), "--readme", str(readme)]) == 0
+    assert out.read_text() == report_markdown([r1])
+    table = readme_results(group_entries(load_entries([r1])[0]))
+    assert readme.read_text() == f"{README_BEGIN}\n{table}\n{README_END}\n"
