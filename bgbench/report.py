@@ -3,16 +3,20 @@
 Input is one or more results directories written by ``bgbench eval``; models are grouped by
 (dataset, method, preset) from their metadata and several seeds of one group are averaged
 (mean and standard deviation: robustness varies a lot from seed to seed). A group only
-averages like with like: the same test images and the same test sets. Figures are small
-PNGs under ``figures/`` beside the report. ``readme_results`` renders the README's results
-table and wall times from the same entries.
+averages like with like: the same test images, test sets and input size. The report's text
+is a function of the results alone (``report_markdown``); ``write_report`` adds the figures,
+small PNGs under ``figures/`` beside it. ``readme_results`` renders the README's results
+table and wall times from the same entries, and ``update_readme`` puts them between the
+README's ``README_BEGIN`` and ``README_END`` markers.
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import sys
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ from bgbench import backgrounds as bgs
 from bgbench.errors import BgbenchError
 from bgbench.fileio import refuse_overwrite, write_text
 from bgbench.tables import MISSING, markdown_table, pct
+from bgbench.vocab import PRESET_ALIASES
 
 BACKGROUND_NAMES = tuple(bgs.BACKGROUNDS)
 DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
@@ -43,6 +48,12 @@ PAPER_TABLE1: dict[tuple[str, str], tuple[float, ...]] = {
 PAPER_TABLE3: dict[str, float] = {"proposal": 59.8, "truemask": 72.8, "noisebg": 10.0}
 # The preset that reads the paper literally; its rows come before the other presets'.
 FAITHFUL_PRESET = "faithful"
+# The paper's input size: what results.json entries written before the harness recorded
+# ``input_size`` and ``size_rule`` were evaluated at.
+PAPER_INPUT_SIZE = bgs.SIZE
+# The README's generated results (table and wall times) sit between these two lines.
+README_BEGIN = "<!-- results-table:begin -->"
+README_END = "<!-- results-table:end -->"
 
 
 @dataclass
@@ -68,6 +79,11 @@ class Group:
             if value is not None:
                 out.append(100 * value)
         return out
+
+    @property
+    def input_size(self) -> tuple[int, str]:
+        """The input size and size rule its models were scored at (one per group)."""
+        return _input_size(self.entries[0])
 
     def sweep(self) -> dict[float, list[float]]:
         """Percent accuracy per noise rate, one value per model that ran the sweep."""
@@ -99,13 +115,25 @@ def load_entries(results_dirs: list[str | os.PathLike]) -> tuple[list[dict[str, 
 
 
 def _preset(entry: dict[str, Any]) -> str | None:
-    return (entry.get("metadata") or {}).get("bgbench.preset")
+    preset = (entry.get("metadata") or {}).get("bgbench.preset")
+    return PRESET_ALIASES.get(preset, preset)
 
 
-def _evaluation(entry: dict[str, Any]) -> tuple[int, tuple[str, ...], tuple[float, ...]]:
-    """What a model was scored on: test images, test sets, noise rates."""
+def _input_size(entry: dict[str, Any]) -> tuple[int, str]:
+    """The entry's input size and size rule."""
+    from bgbench.harness.sizes import SIZE_RULES
+
+    size = int(entry.get("input_size", PAPER_INPUT_SIZE))
+    return size, entry.get("size_rule", SIZE_RULES.get(size, "no recorded size rule"))
+
+
+Evaluation = tuple[int, tuple[str, ...], tuple[float, ...], tuple[int, str]]
+
+
+def _evaluation(entry: dict[str, Any]) -> Evaluation:
+    """What a model was scored on: test images, test sets, noise rates, input size."""
     rates = tuple(sorted(float(r) for r in (entry.get("noise_sweep") or {})))
-    return entry["n_images"], tuple(sorted(entry["accuracy"])), rates
+    return entry["n_images"], tuple(sorted(entry["accuracy"])), rates, _input_size(entry)
 
 
 def _check_comparable(key: tuple[str, str, str | None], entries: list[dict[str, Any]]) -> None:
@@ -115,7 +143,8 @@ def _check_comparable(key: tuple[str, str, str | None], entries: list[dict[str, 
         return
     (a, first), (b, second) = list(seen.items())[:2]
     what = ("test images (n_images, so a different limit)" if a[0] != b[0]
-            else "test sets" if a[1] != b[1] else "noise rates")
+            else "test sets" if a[1] != b[1] else "noise rates" if a[2] != b[2]
+            else "input sizes")
     raise BgbenchError(
         f"cannot average {key[0]} {key[1]} (preset {key[2]}) models scored on different "
         f"{what}: {first['model']} ({_describe(a)}) and {second['model']} ({_describe(b)}); "
@@ -123,9 +152,14 @@ def _check_comparable(key: tuple[str, str, str | None], entries: list[dict[str, 
         "noise sweep) or leave one of the results directories out")
 
 
-def _describe(evaluation: tuple[int, tuple[str, ...], tuple[float, ...]]) -> str:
-    n, sets, rates = evaluation
-    return f"{n} images, test sets {', '.join(sets)}, {len(rates)} noise rates"
+def _describe(evaluation: Evaluation) -> str:
+    n, sets, rates, (size, rule) = evaluation
+    return (f"{n} images, test sets {', '.join(sets)}, {len(rates)} noise rates, "
+            f"{_size_text(size, rule)} input")
+
+
+def _size_text(size: int, rule: str) -> str:
+    return f"{size}x{size} {rule}"
 
 
 def group_entries(entries: list[dict[str, Any]]) -> list[Group]:
@@ -166,10 +200,14 @@ def _method_title(method: str) -> str:
 
 
 def _group_title(group: Group, groups: list[Group], title: str | None = None) -> str:
-    """``title`` (default: the method's), with the preset where the groups hold several."""
+    """``title`` (default: the method's), with the preset where the groups hold several,
+    and the input size where it is not the paper's."""
     title = title or _method_title(group.method)
     if len({g.preset for g in groups}) > 1:
         title += f" [{group.preset or 'no preset'}]"
+    size, rule = group.input_size
+    if size != PAPER_INPUT_SIZE:
+        title += f" ({_size_text(size, rule)})"
     return title
 
 
@@ -227,18 +265,21 @@ def table3(groups: list[Group]) -> str | None:
 
 
 def model_table(entries: list[dict[str, Any]]) -> str:
-    """Every model evaluated, one row each, with how it was run."""
+    """Every model evaluated, one row each, with how it was run; an input size other than the
+    paper's 32x32 is shown in bold with its size rule."""
     rows = []
     for e in entries:
         meta = e.get("metadata") or {}
         acc = e["accuracy"]
+        size, rule = _input_size(e)
         rows.append([f"`{Path(e['model']).name}`", e["dataset"], e["method"],
-                     meta.get("bgbench.preset", MISSING), meta.get("bgbench.seed", MISSING)]
+                     _preset(e) or MISSING, meta.get("bgbench.seed", MISSING),
+                     str(size) if size == PAPER_INPUT_SIZE else f"**{size}** ({rule})"]
                     + [pct(acc.get(c)) for c in ("clean", *BACKGROUND_NAMES)]
                     + [pct(e["background_average"]), pct(e["fooled_by_any"]),
                        f"{e['provider'].removesuffix('ExecutionProvider')} ×{e['threads']}",
                        f"{e['images_per_second']:.0f}"])
-    return markdown_table(["model", "dataset", "method", "preset", "seed", "clean",
+    return markdown_table(["model", "dataset", "method", "preset", "seed", "input", "clean",
                            *BACKGROUND_NAMES, "average", "fooled", "provider", "img/s"], rows)
 
 
@@ -268,6 +309,32 @@ def readme_results(groups: list[Group]) -> str:
             row += [_mean_sd(g.values(k)) for k in ("clean", "gap", "worst")]
         rows.append(row)
     return markdown_table(header, rows) + "\n\n" + wall_times(groups)
+
+
+def with_readme_results(text: str, results: str, source: str = "README.md") -> str:
+    """``text`` (a README) with ``results`` in place of what lies between ``README_BEGIN`` and
+    ``README_END``; a clear error unless each marker is there once, in that order."""
+    counts = {m: text.count(m) for m in (README_BEGIN, README_END)}
+    if set(counts.values()) != {1} or text.index(README_BEGIN) > text.index(README_END):
+        raise BgbenchError(f"{source} must hold the line {README_BEGIN} and, after it, the line "
+                           f"{README_END}, once each (found {counts[README_BEGIN]} and "
+                           f"{counts[README_END]}); put them around its results table")
+    start = text.index(README_BEGIN) + len(README_BEGIN)
+    return f"{text[:start]}\n{results}\n{text[text.index(README_END):]}"
+
+
+def update_readme(readme: str | os.PathLike, results_dirs: list[str | os.PathLike]) -> Path:
+    """Put ``readme_results`` of the results between the markers of ``readme`` (atomically);
+    returns the README's path."""
+    readme = Path(readme)
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BgbenchError(f"{readme} does not exist; pass the README to update") from None
+    entries, _ = load_entries(list(results_dirs))
+    write_text(readme, with_readme_results(text, readme_results(group_entries(entries)),
+                                           str(readme)))
+    return readme
 
 
 def _paper_average(dataset: str, method: str) -> float | None:
@@ -420,35 +487,35 @@ def generator_figure(run_dir: Path, path: Path, data_root: str | os.PathLike | N
     return save_png(fig, path)
 
 
-def find_run_dirs(runs: list[str | os.PathLike], entries: list[dict[str, Any]]) -> list[Path]:
-    """Run directories of the proposal models in ``entries``, looked up in ``runs``.
-
-    A model's run is named by its ``bgbench.run`` metadata; each ``runs`` path may be a run
-    directory itself or a folder of them.
-    """
-    wanted = sorted({(e.get("metadata") or {}).get("bgbench.run", "") for e in entries
-                     if e["method"] == "proposal"} - {""})
-    found = []
-    for name in wanted:
-        candidates = [p for root in map(Path, runs) for p in (root / name, root)
-                      if p.name == name and (p / "config.json").is_file()]
-        if candidates:
-            found.append(candidates[0])
-    return found
+def proposal_runs(entries: list[dict[str, Any]]) -> list[str]:
+    """Names of the training runs (``bgbench.run`` metadata) of the proposal models, sorted."""
+    return sorted({(e.get("metadata") or {}).get("bgbench.run", "") for e in entries
+                   if e["method"] == "proposal"} - {""})
 
 
-def write_report(results_dirs: list[str | os.PathLike], out: str | os.PathLike, *,
-                 runs: list[str | os.PathLike] | None = None, force: bool = False,
-                 data_root: str | os.PathLike | None = None) -> Path:
-    """Write ``out`` (Markdown) and its figures; returns the report's path."""
-    out = Path(out)
-    refuse_overwrite(out, force)
+def find_run_dir(name: str, runs: list[str | os.PathLike]) -> Path | None:
+    """The training run directory ``name`` in ``runs`` (each a run directory itself or a
+    folder of them), or None."""
+    for root in map(Path, runs):
+        for path in (root / name, root):
+            if path.name == name and (path / "config.json").is_file():
+                return path
+    return None
+
+
+def _generator_figure_name(run: str) -> str:
+    return f"generators-{run}.png"
+
+
+def report_markdown(results_dirs: list[str | os.PathLike]) -> str:
+    """The report's Markdown, a function of the results directories alone (figures are
+    linked under ``figures/``; ``write_report`` draws them)."""
     entries, docs = load_entries(list(results_dirs))
-    groups = group_entries(entries)
-    figures = out.parent / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    notes: list[str] = []
+    return _markdown(entries, docs, group_entries(entries))
 
+
+def _markdown(entries: list[dict[str, Any]], docs: list[dict[str, Any]],
+              groups: list[Group]) -> str:
     md = ["# bgbench report", ""]
     md.append("Accuracy in %. Where a method has several models (seeds), ours is the mean ± "
               "standard deviation over them and the difference is from the mean. The paper's "
@@ -462,12 +529,15 @@ def write_report(results_dirs: list[str | os.PathLike], out: str | os.PathLike, 
     md += ["*gap*: clean minus the six-background average, in points. *fooled by any*: share "
            "of test images classified correctly on the clean set but wrongly on at least one "
            "background.", ""]
+    if any(g.input_size[0] != PAPER_INPUT_SIZE for g in groups):
+        md += [f"A size after the method (e.g. 28x28 native-28) marks models whose input is "
+               f"not the paper's {PAPER_INPUT_SIZE}x{PAPER_INPUT_SIZE}: they were scored on the "
+               "test sets drawn at that size under the size rule named, not on the paper's.", ""]
     t2 = table2(groups)
     md += ["## Table 2: accuracy against the noise rate of the random background", ""]
     if t2:
         md += ["Ours only: bgbench does not carry the paper's Table 2 values.", "", t2, ""]
         md += ["![noise sweep](figures/noise_sweep.png)", ""]
-        noise_figure(groups, figures / "noise_sweep.png")
     else:
         md += ["Not evaluated: run `bgbench eval --noise-sweep`.", ""]
     md += ["## Table 3: Fashion-MNIST, the proposal and its ablations (six-background average)",
@@ -476,28 +546,59 @@ def write_report(results_dirs: list[str | os.PathLike], out: str | os.PathLike, 
     md += [t3 if t3 else "No Fashion-MNIST proposal, true-mask or noise-background model "
            "was evaluated.", ""]
     md += ["## Every model", "", model_table(entries), ""]
-
-    md += ["## Figures", "", "### The test backgrounds", ""]
-    datasets = [d for d in DATASET_TITLES if any(g.dataset == d for g in groups)]
-    _, note = gallery_figure(datasets, figures / "gallery.png", data_root)
-    if note:
-        notes.append(note)
-    md += ["![background gallery](figures/gallery.png)", ""]
-
+    md += ["## Figures", "", "### The test backgrounds", "",
+           "![background gallery](figures/gallery.png)", ""]
     md += ["### Learned masks and generated backgrounds (proposal runs)", ""]
-    run_dirs = find_run_dirs(runs or [], entries)
-    if not run_dirs:
-        md += ["No proposal run directory was found (pass `--runs DIR` with the training "
-               "runs), so this figure is left out.", ""]
-    for run_dir in run_dirs:
-        name = f"generators-{run_dir.name}.png"
-        try:
-            generator_figure(run_dir, figures / name, data_root)
-            md += [f"`{run_dir.name}`: test images, learned masks, generated backgrounds and "
-                   "their composites.", "", f"![{run_dir.name}](figures/{name})", ""]
-        except (BgbenchError, ImportError) as err:
-            md += [f"- `{run_dir.name}`: figure left out ({err})", ""]
-    if notes:
-        md += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
-    write_text(out, "\n".join(md))
+    runs = proposal_runs(entries)
+    if not runs:
+        md += ["No proposal model was evaluated, so there is no such figure.", ""]
+    else:
+        md += ["Each drawn from the model's training run directory "
+               "(`bgbench report --runs DIR`).", ""]
+    for run in runs:
+        md += [f"`{run}`: test images, learned masks, generated backgrounds and their "
+               "composites.", "", f"![{run}](figures/{_generator_figure_name(run)})", ""]
+    return "\n".join(md)
+
+
+def _print_note(text: str) -> None:
+    print(f"report: {text}", file=sys.stderr)
+
+
+def write_report(results_dirs: list[str | os.PathLike], out: str | os.PathLike, *,
+                 runs: list[str | os.PathLike] | None = None, force: bool = False,
+                 data_root: str | os.PathLike | None = None,
+                 note: Callable[[str], None] = _print_note) -> Path:
+    """Write ``out`` (``report_markdown``) and its figures; returns the report's path.
+
+    A figure that cannot be drawn (no test images for the gallery's samples, a proposal
+    model whose run directory is not in ``runs``) is named through ``note``; a generator
+    figure already beside the report is then kept.
+    """
+    out = Path(out)
+    refuse_overwrite(out, force)
+    entries, docs = load_entries(list(results_dirs))
+    groups = group_entries(entries)
+    text = _markdown(entries, docs, groups)
+    figures = out.parent / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    noise_figure(groups, figures / "noise_sweep.png")
+    datasets = [d for d in DATASET_TITLES if any(g.dataset == d for g in groups)]
+    _, gallery_note = gallery_figure(datasets, figures / "gallery.png", data_root)
+    if gallery_note:
+        note(f"figures/gallery.png: {gallery_note}")
+    for run in proposal_runs(entries):
+        path = figures / _generator_figure_name(run)
+        run_dir = find_run_dir(run, runs or [])
+        problem = "its run directory is not in --runs" if run_dir is None else None
+        if run_dir is not None:
+            try:
+                generator_figure(run_dir, path, data_root)
+            except (BgbenchError, ImportError) as err:
+                problem = str(err)
+        if problem:
+            kept = ("the one already there is kept" if path.is_file() else
+                    "the report links a missing image until `--runs DIR` draws it")
+            note(f"figures/{path.name} not drawn ({problem}); {kept}")
+    write_text(out, text)
     return out

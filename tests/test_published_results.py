@@ -1,58 +1,130 @@
-"""The committed ONNX models in results/models/ still give the committed results.
+"""The committed results still hold: the published models re-scored, the tables re-rendered.
 
 ``results/results.json`` holds the full test-set evaluation of every model of the published
-run, with each model file's SHA-256. ``results/check/results.json`` is the same harness on the
-first ``CHECK_LIMIT`` test images of the published models. Here those models are evaluated
-again on that subset: they must be the files the full results were computed from, match the
-subset's counts (to a few images, for floating-point differences between CPUs), and agree
-with the full-set accuracies within a sampling tolerance.
+run, with each model file's SHA-256. The ONNX models in ``results/models/`` are evaluated
+again here on the same 10,000 test images of their dataset (clean, the six backgrounds and
+the 20-rate noise sweep), and every count, ``fooled_by_any`` included, must be within
+``COUNT_SLACK`` images of the committed one. The README's results table and
+``results/report.md`` are rendered again from ``results/results.json`` and must be the
+committed text.
+
+The evaluation takes a few minutes on 2 cores (marker ``published``); the README's test
+command and CI run it.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 
 import pytest
 
-from bgbench.harness import evaluate
+from bgbench.harness import TestSuite, evaluate
 from bgbench.harness.model import file_sha256
+from bgbench.report import (
+    group_entries,
+    load_entries,
+    readme_results,
+    report_markdown,
+    with_readme_results,
+)
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
 MODELS = sorted((RESULTS / "models").glob("*.onnx"))
-CHECK_LIMIT = 1000
-# Images whose predicted class may differ between CPUs (ties broken by rounding).
+# Images whose predicted class may differ between CPUs (logits that tie to rounding); one
+# more than this is a wrong committed number.
 COUNT_SLACK = 3
-# |accuracy on the first 1000 images - accuracy on all 10,000|: over 4 standard errors of a
-# 1000-image sample at 50% accuracy.
-SUBSET_TOLERANCE = 0.065
 
 
-def _entries(path: Path) -> dict[str, dict]:
-    doc = json.loads(path.read_text(encoding="utf-8"))
+def _entries() -> dict[str, dict]:
+    doc = json.loads((RESULTS / "results.json").read_text(encoding="utf-8"))
     return {Path(m["model"]).name: m for m in doc["models"]}
+
+
+def committed_counts(entry: dict) -> dict[str, int]:
+    """Correct images per test set (``noise=RATE`` for the sweep) and fooled images, as the
+    committed fractions times the test images, rounded."""
+    n = entry["n_images"]
+    fractions = {**entry["accuracy"],
+                 **{f"noise={float(rate)}": acc for rate, acc in entry["noise_sweep"].items()},
+                 "fooled_by_any": entry["fooled_by_any"]}
+    return {name: round(value * n) for name, value in fractions.items()}
+
+
+def count_mismatches(got: dict[str, int], want: dict[str, int]) -> list[str]:
+    """One line per count that is missing or differs from ``want`` by more than the slack."""
+    return [f"{name}: {got.get(name)} images, results.json says {count}"
+            for name, count in want.items()
+            if got.get(name) is None or abs(got[name] - count) > COUNT_SLACK]
+
+
+def _diff(committed: str, rendered: str, path: str) -> str:
+    return "".join(difflib.unified_diff(committed.splitlines(keepends=True),
+                                        rendered.splitlines(keepends=True),
+                                        f"{path} (committed)", f"{path} (from results.json)"))
 
 
 def test_models_are_published_with_their_results():
     assert MODELS, f"no ONNX models in {RESULTS / 'models'}"
-    full = _entries(RESULTS / "results.json")
+    full = _entries()
     for model in MODELS:
         assert model.name in full, f"{model.name} is not in results/results.json"
         assert full[model.name]["sha256"] == file_sha256(model), (
             f"{model.name} is not the file results/results.json was computed from")
         assert full[model.name]["n_images"] == 10_000
+        assert len(full[model.name]["noise_sweep"]) == 20
 
 
+@pytest.fixture(scope="module")
+def suites() -> dict[str, TestSuite]:
+    """Test suites shared by the models of one dataset, so each composite is built once."""
+    return {}
+
+
+@pytest.mark.published
+@pytest.mark.slow
+@pytest.mark.realdata
 @pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
-def test_model_reproduces_its_results_on_a_subset(model, real_data_root):
-    full = _entries(RESULTS / "results.json")[model.name]
-    check = _entries(RESULTS / "check" / "results.json")[model.name]
-    assert check["n_images"] == CHECK_LIMIT
-    [result] = evaluate(model, limit=CHECK_LIMIT, data_root=real_data_root, threads=2)
-    got = {r.test_set.name: r.n_correct for r in result.test_sets}
-    for name, accuracy in check["accuracy"].items():
-        want = round(accuracy * CHECK_LIMIT)
-        assert abs(got[name] - want) <= COUNT_SLACK, (
-            f"{model.name} on {name}: {got[name]} of {CHECK_LIMIT} correct, the committed "
-            f"check says {want}")
-        assert abs(got[name] / CHECK_LIMIT - full["accuracy"][name]) <= SUBSET_TOLERANCE
+def test_model_reproduces_its_committed_counts(model, real_data_root, suites):
+    entry = _entries()[model.name]
+    [result] = evaluate(model, noise_sweep=True, data_root=real_data_root, threads=2,
+                        suites=suites)
+    assert result.test_sets[0].n_images == entry["n_images"]
+    got = {t.test_set.label: t.n_correct for t in result.test_sets}
+    got["fooled_by_any"] = round(result.fooled_by_any * entry["n_images"])
+    want = committed_counts(entry)
+    assert len(got) == len(want) == 1 + 6 + 20 + 1
+    mismatches = count_mismatches(got, want)
+    assert not mismatches, f"{model.name} no longer gives results/results.json's counts:\n" + (
+        "\n".join(mismatches))
+
+
+def test_a_count_off_by_more_than_the_slack_is_caught():
+    want = committed_counts(_entries()[MODELS[0].name])
+    off = dict(want, clean=want["clean"] + COUNT_SLACK + 1)
+    assert count_mismatches(off, want) == [
+        f"clean: {off['clean']} images, results.json says {want['clean']}"]
+    assert count_mismatches(dict(want, clean=want["clean"] - COUNT_SLACK), want) == []
+
+
+def test_readme_results_table_is_rendered_from_results_json():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    groups = group_entries(load_entries([RESULTS])[0])
+    rendered = with_readme_results(readme, readme_results(groups))
+    assert rendered == readme, (
+        "README.md's results table is not what results/results.json gives; run `bgbench "
+        "report results --out results/report.md --force --readme README.md`\n"
+        + _diff(readme, rendered, "README.md"))
+
+
+def test_report_is_rendered_from_results_json(monkeypatch):
+    # The report names its results directory as given: the publishing command gives `results`.
+    monkeypatch.chdir(ROOT)
+    committed = (RESULTS / "report.md").read_text(encoding="utf-8")
+    rendered = report_markdown([Path("results")])
+    assert rendered == committed, (
+        "results/report.md is not what results/results.json gives; run `bgbench report "
+        "results --out results/report.md --force --readme README.md`\n"
+        + _diff(committed, rendered, "results/report.md"))

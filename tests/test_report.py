@@ -13,20 +13,26 @@ from bgbench.errors import BgbenchError, ParameterError
 from bgbench.harness import TestSuite, evaluate, write_results
 from bgbench.report import (
     PAPER_TABLE1,
+    README_BEGIN,
+    README_END,
     group_entries,
     load_entries,
+    model_table,
     noise_figure,
     readme_results,
+    report_markdown,
+    update_readme,
     write_report,
 )
 from bgbench.tables import MISSING, markdown_table, pct, text_table
 
 
-def tagged_model(path, dataset: str, method: str, seed: int, weights=None, **extra):
-    make_model(path, dataset=dataset, weights=weights)
+def tagged_model(path, dataset: str, method: str, seed: int, weights=None, size: int = 32,
+                 **extra):
+    make_model(path, dataset=dataset, weights=weights, size=size)
     model = onnx.load(str(path))
     onnx.helper.set_model_props(model, {"bgbench.dataset": dataset, "bgbench.method": method,
-                                        "bgbench.input_size": "32", "bgbench.seed": str(seed),
+                                        "bgbench.input_size": str(size), "bgbench.seed": str(seed),
                                         "bgbench.run": f"{dataset}-{method}-seed{seed}",
                                         **{f"bgbench.{k}": str(v) for k, v in extra.items()}})
     onnx.save(model, str(path))
@@ -50,8 +56,10 @@ def results_dirs(tmp_path):
 
 def test_report_tables_and_figures(tmp_path, results_dirs):
     r1, r2, first, second = results_dirs
-    out = write_report([r1, r2], tmp_path / "rep" / "report.md")
+    notes = []
+    out = write_report([r1, r2], tmp_path / "rep" / "report.md", note=notes.append)
     text = out.read_text()
+    assert text == report_markdown([r1, r2])
     # Table 1: the paper's Fashion-MNIST proposal row, and ours with mean ± sd over two seeds.
     paper = PAPER_TABLE1[("fashion-mnist", "proposal")]
     assert "| Proposal: paper | " + " | ".join(f"{p:.1f}" for p in paper) in text
@@ -74,7 +82,15 @@ def test_report_tables_and_figures(tmp_path, results_dirs):
     for fig in ("gallery.png", "noise_sweep.png"):
         path = out.parent / "figures" / fig
         assert path.stat().st_size < 300_000 and path.read_bytes()[:4] == b"\x89PNG"
-    assert "No proposal run directory was found" in text
+    # Without run directories the generator figures are linked (the text depends on the
+    # results alone) but not drawn, and each one left out is named.
+    runs = ("fashion-mnist-proposal-seed0", "fashion-mnist-proposal-seed1")
+    for run in runs:
+        assert f"![{run}](figures/generators-{run}.png)" in text
+        assert not (out.parent / "figures" / f"generators-{run}.png").exists()
+    assert [n.split(" not drawn")[0] for n in notes] == [
+        f"figures/generators-{run}.png" for run in runs]
+    assert all("its run directory is not in --runs" in n for n in notes)
 
 
 def test_report_refuses_overwrite_and_bad_input(tmp_path, results_dirs):
@@ -197,3 +213,77 @@ def test_wall_times_per_method_and_device_and_unrecorded_models(tmp_path, result
     assert line == ("- Training wall time per run (`train_seconds`, on cpu, cuda): proposal on "
                     "cpu 10 min (1 run); proposal on cuda 0.5 min (1 run); all 2 runs 0.2 h. "
                     "1 model did not record it.")
+
+
+def test_models_not_at_32_are_marked_and_never_averaged_with_32(tmp_path):
+    images, labels = synthetic_data()
+    suites = {"mnist": TestSuite("mnist", images, labels, threads=1)}
+    models = [tagged_model(tmp_path / "t32.onnx", "mnist", "traditional", 0),
+              tagged_model(tmp_path / "p28.onnx", "mnist", "proposal", 0, size=28)]
+    write_results(tmp_path / "r", evaluate(models, threads=1, suites=suites))
+    entries = load_entries([tmp_path / "r"])[0]
+    # Entries written before the harness recorded the size were scored at 32x32.
+    for key in ("input_size", "size_rule"):
+        del entries[0][key]
+    groups = group_entries(entries)
+    assert [g.input_size for g in groups] == [(32, "paper-32"), (28, "native-28")]
+    rows = [ln.split(" | ")[0] for ln in readme_results(groups).splitlines()[2:4]]
+    assert rows == ["| traditional", "| proposal (28x28 native-28)"]
+    table = model_table(entries).splitlines()
+    assert table[2].split(" | ")[5] == "32" and table[3].split(" | ")[5] == "**28** (native-28)"
+    write_results(tmp_path / "r", evaluate(models[1:], threads=1, suites=suites), force=True)
+    text = report_markdown([tmp_path / "r"])
+    assert "| Proposal (28x28 native-28): ours (1 model) |" in text
+    assert "marks models whose input is not the paper's 32x32" in text
+
+    other = tagged_model(tmp_path / "p32.onnx", "mnist", "proposal", 1)
+    write_results(tmp_path / "s", evaluate([other], threads=1, suites=suites))
+    with pytest.raises(BgbenchError, match="different input sizes.*28x28 native-28 input"):
+        group_entries(load_entries([tmp_path / "r", tmp_path / "s"])[0])
+
+
+def test_the_old_preset_name_reports_as_full(tmp_path):
+    images, labels = synthetic_data()
+    suites = {"mnist": TestSuite("mnist", images, labels, threads=1)}
+    models = [tagged_model(tmp_path / f"{preset}.onnx", "mnist", "proposal", 0, preset=preset)
+              for preset in ("paper", "full")]
+    write_results(tmp_path / "r", evaluate(models, threads=1, suites=suites))
+    [group] = group_entries(load_entries([tmp_path / "r"])[0])
+    assert group.preset == "full" and len(group.entries) == 2
+
+
+def test_update_readme_rewrites_only_between_the_markers(tmp_path, results_dirs):
+    r1, r2, *_ = results_dirs
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nbefore\n{README_BEGIN}\nold table\n{README_END}\nafter\n")
+    update_readme(readme, [r1, r2])
+    table = readme_results(group_entries(load_entries([r1, r2])[0]))
+    assert readme.read_text() == f"# x\n\nbefore\n{README_BEGIN}\n{table}\n{README_END}\nafter\n"
+    update_readme(readme, [r1, r2])  # a second run changes nothing
+    assert readme.read_text() == f"# x\n\nbefore\n{README_BEGIN}\n{table}\n{README_END}\nafter\n"
+
+    for broken in (f"{README_BEGIN}\nno end\n", f"{README_END}\n{README_BEGIN}\n",
+                   f"{README_BEGIN}\n{README_END}\n{README_BEGIN}\n{README_END}\n"):
+        readme.write_text(broken)
+        with pytest.raises(BgbenchError, match="must hold the line <!-- results-table:begin"):
+            update_readme(readme, [r1, r2])
+        assert readme.read_text() == broken
+    with pytest.raises(BgbenchError, match="does not exist"):
+        update_readme(tmp_path / "nowhere.md", [r1])
+
+
+def test_report_command_with_readme(tmp_path, results_dirs, capsys):
+    from bgbench.cli import main
+
+    r1, *_ = results_dirs
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers\n")
+    out = tmp_path / "rep" / "report.md"
+    assert main(["report", str(r1), "--out", str(out), "--readme", str(readme)]) == 1
+    assert "must hold the line" in capsys.readouterr().err
+    assert not out.exists()  # the README is checked before anything is written
+    readme.write_text(f"{README_BEGIN}\n{README_END}\n")
+    assert main(["report", str(r1), "--out", str(out), "--readme", str(readme)]) == 0
+    assert out.read_text() == report_markdown([r1])
+    table = readme_results(group_entries(load_entries([r1])[0]))
+    assert readme.read_text() == f"{README_BEGIN}\n{table}\n{README_END}\n"

@@ -14,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "report", help="write report.md: tables like the paper's, beside its numbers, and figures",
         description="Write a Markdown report from `bgbench eval` results: Tables 1-3 laid out "
         "like the paper's with its numbers beside ours, every model, and PNG figures (the "
-        "background gallery, noise-sweep curves, learned masks and generated backgrounds).")
+        "background gallery, noise-sweep curves, learned masks and generated backgrounds). "
+        "The report's text depends on the results alone; --readme renders the README's results "
+        "table from the same results.")
     p.add_argument("results", nargs="+", metavar="RESULTS_DIR",
                    help="folders holding results.json (from `bgbench eval --out`)")
     p.add_argument("--out", default=None, metavar="FILE.md",
@@ -23,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", nargs="*", default=[], metavar="DIR",
                    help="training run directories (or folders of them) for the generator figures")
     p.add_argument("--force", action="store_true", help="replace an existing report")
+    p.add_argument("--readme", default=None, metavar="README.md",
+                   help="also put the README's results table and training wall times between "
+                   "its results-table markers (the rest of the file is left as it is)")
     add_data_root_argument(p)
     p.set_defaults(func=run)
 
@@ -30,9 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Write the report and say where it is."""
     from bgbench.errors import ParameterError
-    from bgbench.report import write_report
+    from bgbench.report import update_readme, write_report
 
     out = Path(args.out) if args.out else Path(args.results[0]) / "report.md"
+    # The README first: its markers are the likelier mistake, and a fixed rerun then also
+    # rewrites the report, where the other order would need --force for it.
+    if args.readme:
+        print(f"updated the results table in {update_readme(args.readme, args.results)}")
     try:
         path = write_report(args.results, out, runs=args.runs, force=args.force,
                             data_root=args.data_root)
