@@ -80,6 +80,17 @@ class Group:
                 out.append(100 * value)
         return out
 
+    def extended(self, key: str) -> list[float]:
+        """Percentages of an extended-suite set (or ``background_average`` /
+        ``photometric_average``), one per model evaluated with ``--suite extended``."""
+        out = []
+        for e in self.entries:
+            value = (e.get(f"extended_{key}") if key.endswith("_average")
+                     else (e.get("extended_accuracy") or {}).get(key))
+            if value is not None:
+                out.append(100 * value)
+        return out
+
     @property
     def input_size(self) -> tuple[int, str]:
         """The input size and size rule its models were scored at (one per group)."""
@@ -262,6 +273,26 @@ def table3(groups: list[Group]) -> str | None:
     if all(r[1] == MISSING for r in rows):
         return None
     return markdown_table(["method", "ours", "paper", "ours − paper"], rows)
+
+
+def extended_table(groups: list[Group]) -> str | None:
+    """The extended suite (bgbench's own, not the paper's): each group's accuracy per set and
+    the two averages, over the models evaluated with it; None where no model was."""
+    from bgbench.extended import BACKGROUND_SETS, PHOTOMETRIC_SETS
+
+    cols = [*BACKGROUND_SETS, "background_average", *PHOTOMETRIC_SETS, "photometric_average"]
+    rows = []
+    for g in groups:
+        n = len(g.extended("background_average"))
+        if n:
+            rows.append([f"{DATASET_TITLES.get(g.dataset, g.dataset)} "
+                         f"{_group_title(g, groups)} ({n} model{'s' * (n > 1)})"]
+                        + [_mean_sd(g.extended(c)) for c in cols])
+    if not rows:
+        return None
+    header = ["model", *BACKGROUND_SETS, "background average", *PHOTOMETRIC_SETS,
+              "photometric average"]
+    return markdown_table(header, rows)
 
 
 def model_table(entries: list[dict[str, Any]]) -> str:
@@ -545,6 +576,12 @@ def _markdown(entries: list[dict[str, Any]], docs: list[dict[str, Any]],
     t3 = table3(groups)
     md += [t3 if t3 else "No Fashion-MNIST proposal, true-mask or noise-background model "
            "was evaluated.", ""]
+    te = extended_table(groups)
+    if te:
+        md += ["## Extended suite: grey, smooth and photometric test sets", "",
+               "bgbench's own test sets, not the paper's (docs/extended-suite.md): constant grey "
+               "levels, ramps and smooth noise behind the object, then brightness, contrast and "
+               "haze over the whole image.", "", te, ""]
     md += ["## Every model", "", model_table(entries), ""]
     md += ["## Figures", "", "### The test backgrounds", "",
            "![background gallery](figures/gallery.png)", ""]

@@ -15,6 +15,7 @@ from bgbench.report import (
     PAPER_TABLE1,
     README_BEGIN,
     README_END,
+    extended_table,
     group_entries,
     load_entries,
     model_table,
@@ -287,3 +288,28 @@ def test_report_command_with_readme(tmp_path, results_dirs, capsys):
     assert out.read_text() == report_markdown([r1])
     table = readme_results(group_entries(load_entries([r1])[0]))
     assert readme.read_text() == f"{README_BEGIN}\n{table}\n{README_END}\n"
+
+
+def test_extended_suite_table_over_seeds(tmp_path):
+    from bgbench.extended import BACKGROUND_SETS, NAMES
+
+    images, labels = synthetic_data()
+    suites = {"mnist": TestSuite("mnist", images, labels, threads=1)}
+    rng = np.random.default_rng(1)
+    models = [tagged_model(tmp_path / f"p{s}.onnx", "mnist", "proposal", s,
+                           rng.normal(size=(1024, 10)).astype(np.float32)) for s in (0, 1)]
+    results = evaluate(models, threads=1, suites=suites, suite="extended")
+    write_results(tmp_path / "r", results)
+    groups = group_entries(load_entries([tmp_path / "r"])[0])
+    [row] = [line for line in extended_table(groups).splitlines() if "Proposal" in line]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "MNIST Proposal (2 models)"
+    first = 100 * np.array([r.extended_accuracy[NAMES[0]] for r in results])
+    assert cells[1] == f"{first.mean():.1f} ± {first.std(ddof=1):.1f}"
+    bg = 100 * np.array([r.extended_background_average for r in results])
+    assert cells[1 + len(BACKGROUND_SETS)] == f"{bg.mean():.1f} ± {bg.std(ddof=1):.1f}"
+    assert "## Extended suite" in report_markdown([tmp_path / "r"])
+    # A paper-suite evaluation has no extended table.
+    write_results(tmp_path / "p", evaluate(models, threads=1, suites=suites))
+    assert extended_table(group_entries(load_entries([tmp_path / "p"])[0])) is None
+    assert "## Extended suite" not in report_markdown([tmp_path / "p"])
