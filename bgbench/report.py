@@ -12,6 +12,7 @@ README's ``README_BEGIN`` and ``README_END`` markers.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import sys
@@ -518,24 +519,29 @@ def generator_figure(run_dir: Path, path: Path, data_root: str | os.PathLike | N
     return save_png(fig, path)
 
 
-def proposal_runs(entries: list[dict[str, Any]]) -> list[str]:
-    """Names of the training runs (``bgbench.run`` metadata) of the proposal models, sorted."""
-    return sorted({(e.get("metadata") or {}).get("bgbench.run", "") for e in entries
-                   if e["method"] == "proposal"} - {""})
+def proposal_runs(entries: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    """(name, preset) of the training runs (``bgbench.run`` metadata) of the proposal models,
+    sorted: runs of different presets may share a name."""
+    runs = {((e.get("metadata") or {}).get("bgbench.run", ""), _preset(e)) for e in entries
+            if e["method"] == "proposal"}
+    return sorted((r for r in runs if r[0]), key=lambda r: (r[0], r[1] or ""))
 
 
-def find_run_dir(name: str, runs: list[str | os.PathLike]) -> Path | None:
-    """The training run directory ``name`` in ``runs`` (each a run directory itself or a
-    folder of them), or None."""
+def find_run_dir(name: str, preset: str | None, runs: list[str | os.PathLike]) -> Path | None:
+    """The training run directory ``name`` of ``preset`` in ``runs`` (each a run directory
+    itself or a folder of them), or None."""
     for root in map(Path, runs):
         for path in (root / name, root):
-            if path.name == name and (path / "config.json").is_file():
-                return path
+            config = path / "config.json"
+            if path.name == name and config.is_file():
+                recorded = json.loads(config.read_text(encoding="utf-8")).get("preset")
+                if preset is None or PRESET_ALIASES.get(recorded, recorded) == preset:
+                    return path
     return None
 
 
-def _generator_figure_name(run: str) -> str:
-    return f"generators-{run}.png"
+def _generator_figure_name(run: str, preset: str | None) -> str:
+    return f"generators-{preset or 'no-preset'}-{run}.png"
 
 
 def report_markdown(results_dirs: list[str | os.PathLike]) -> str:
@@ -592,9 +598,10 @@ def _markdown(entries: list[dict[str, Any]], docs: list[dict[str, Any]],
     else:
         md += ["Each drawn from the model's training run directory "
                "(`bgbench report --runs DIR`).", ""]
-    for run in runs:
-        md += [f"`{run}`: test images, learned masks, generated backgrounds and their "
-               "composites.", "", f"![{run}](figures/{_generator_figure_name(run)})", ""]
+    for run, preset in runs:
+        md += [f"`{run}` [{preset or 'no preset'}]: test images, learned masks, generated "
+               "backgrounds and their composites.", "",
+               f"![{run}](figures/{_generator_figure_name(run, preset)})", ""]
     return "\n".join(md)
 
 
@@ -624,9 +631,9 @@ def write_report(results_dirs: list[str | os.PathLike], out: str | os.PathLike, 
     _, gallery_note = gallery_figure(datasets, figures / "gallery.png", data_root)
     if gallery_note:
         note(f"figures/gallery.png: {gallery_note}")
-    for run in proposal_runs(entries):
-        path = figures / _generator_figure_name(run)
-        run_dir = find_run_dir(run, runs or [])
+    for run, preset in proposal_runs(entries):
+        path = figures / _generator_figure_name(run, preset)
+        run_dir = find_run_dir(run, preset, runs or [])
         problem = "its run directory is not in --runs" if run_dir is None else None
         if run_dir is not None:
             try:

@@ -89,13 +89,14 @@ def _data_root(plan: Plan) -> list[str]:
 
 
 def _results_cover(results: Path, models: list[Path], plan: Plan) -> bool:
-    """Whether results.json already holds exactly these model files, evaluated as asked."""
+    """Whether results.json already holds exactly these model files, evaluated as asked
+    (the noise sweep and the extended suite)."""
     from bgbench.harness.model import file_sha256
 
     try:
         doc = json.loads(results.read_text(encoding="utf-8"))
         have = {(m["model"], m["sha256"]) for m in doc["models"]}
-        sweep = all(m["noise_sweep"] for m in doc["models"])
+        sweep = all(m["noise_sweep"] and m.get("suite") == "extended" for m in doc["models"])
     except (OSError, ValueError, KeyError, TypeError):
         return False
     want = {(str(p), file_sha256(p)) for p in models}
@@ -131,7 +132,8 @@ def reproduce(plan: Plan) -> Path:
     else:
         threads = ["--threads", str(plan.threads)] if plan.threads else []
         limit = ["--limit", str(plan.limit)] if plan.limit else []
-        _step(["eval", *map(str, models), "--noise-sweep", "--providers", plan.providers,
+        _step(["eval", *map(str, models), "--noise-sweep", "--suite", "extended",
+               "--providers", plan.providers,
                *threads, *limit, "--out", str(results), "--force", *_data_root(plan)])
 
     report = out / "report.md"

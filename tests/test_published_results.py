@@ -33,6 +33,12 @@ from bgbench.report import (
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
 MODELS = sorted((RESULTS / "models").glob("*.onnx"))
+# The published results directories, named as the publishing command names them (relative
+# to the repository root): results/ (the full preset) and one folder per other preset.
+RESULT_DIRS = [Path("results")] + sorted(p.parent.relative_to(ROOT)
+                                         for p in RESULTS.glob("*/results.json"))
+REPORT_COMMAND = (f"bgbench report {' '.join(map(str, RESULT_DIRS))} --out results/report.md "
+                  "--force --readme README.md")
 # Images whose predicted class may differ between CPUs (logits that tie to rounding); one
 # more than this is a wrong committed number.
 COUNT_SLACK = 3
@@ -111,11 +117,10 @@ def test_a_count_off_by_more_than_the_slack_is_caught():
 
 def test_readme_results_table_is_rendered_from_results_json():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    groups = group_entries(load_entries([RESULTS])[0])
+    groups = group_entries(load_entries([ROOT / d for d in RESULT_DIRS])[0])
     rendered = with_readme_results(readme, readme_results(groups))
     assert rendered == readme, (
-        "README.md's results table is not what results/results.json gives; run `bgbench "
-        "report results --out results/report.md --force --readme README.md`\n"
+        f"README.md's results table is not what the results give; run `{REPORT_COMMAND}`\n"
         + _diff(readme, rendered, "README.md"))
 
 
@@ -123,8 +128,7 @@ def test_report_is_rendered_from_results_json(monkeypatch):
     # The report names its results directory as given: the publishing command gives `results`.
     monkeypatch.chdir(ROOT)
     committed = (RESULTS / "report.md").read_text(encoding="utf-8")
-    rendered = report_markdown([Path("results")])
+    rendered = report_markdown(RESULT_DIRS)
     assert rendered == committed, (
-        "results/report.md is not what results/results.json gives; run `bgbench report "
-        "results --out results/report.md --force --readme README.md`\n"
+        f"results/report.md is not what the results give; run `{REPORT_COMMAND}`\n"
         + _diff(committed, rendered, "results/report.md"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -16,6 +17,7 @@ from bgbench.report import (
     README_BEGIN,
     README_END,
     extended_table,
+    find_run_dir,
     group_entries,
     load_entries,
     model_table,
@@ -87,10 +89,10 @@ def test_report_tables_and_figures(tmp_path, results_dirs):
     # results alone) but not drawn, and each one left out is named.
     runs = ("fashion-mnist-proposal-seed0", "fashion-mnist-proposal-seed1")
     for run in runs:
-        assert f"![{run}](figures/generators-{run}.png)" in text
-        assert not (out.parent / "figures" / f"generators-{run}.png").exists()
+        assert f"![{run}](figures/generators-no-preset-{run}.png)" in text
+        assert not (out.parent / "figures" / f"generators-no-preset-{run}.png").exists()
     assert [n.split(" not drawn")[0] for n in notes] == [
-        f"figures/generators-{run}.png" for run in runs]
+        f"figures/generators-no-preset-{run}.png" for run in runs]
     assert all("its run directory is not in --runs" in n for n in notes)
 
 
@@ -313,3 +315,15 @@ def test_extended_suite_table_over_seeds(tmp_path):
     write_results(tmp_path / "p", evaluate(models, threads=1, suites=suites))
     assert extended_table(group_entries(load_entries([tmp_path / "p"])[0])) is None
     assert "## Extended suite" not in report_markdown([tmp_path / "p"])
+
+
+def test_run_directories_of_one_name_are_told_apart_by_preset(tmp_path):
+    for work, preset in (("a", "faithful"), ("b", "paper")):
+        run = tmp_path / work / "mnist-proposal-seed0"
+        run.mkdir(parents=True)
+        (run / "config.json").write_text(json.dumps({"preset": preset}))
+    roots = [tmp_path / "a", tmp_path / "b"]
+    assert find_run_dir("mnist-proposal-seed0", "full", roots) == roots[1] / "mnist-proposal-seed0"
+    assert find_run_dir("mnist-proposal-seed0", "faithful", roots) == (
+        roots[0] / "mnist-proposal-seed0")
+    assert find_run_dir("mnist-proposal-seed0", "quick", roots) is None

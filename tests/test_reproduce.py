@@ -52,6 +52,7 @@ def test_reproduce_end_to_end_then_skips_and_resumes(tmp_path, real_data_root, c
     [entry] = doc["models"]
     assert entry["model"] == str(model) and entry["method"] == "traditional"
     assert entry["noise_sweep"] and doc["limit"] == 200
+    assert entry["suite"] == "extended" and entry["extended_background_average"] is not None
     assert "Traditional: ours (1 model)" in report.read_text()
 
     stamp = model.stat().st_mtime_ns
