@@ -63,5 +63,18 @@ echo "== op benchmark (CUDA)"
 # --no-compile: the CUDA targets are against eager and copy_, and inductor's compiles would
 # take a minute of the five.
 timeout 150 "$PY" -m bgbench.bench op --device cuda --rounds 7 --no-compile || status=$?
+
+# ---- training steps on the GPU ------------------------------------------------------------
+# The CUDA tests of the training-step benchmark and the epoch meters, then each stage's step
+# (images/s, TFLOP/s, share of the fp32 peak) at the quick and full presets' network sizes.
+echo "== training-step CUDA tests"
+timeout 150 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests/test_bench_train.py \
+  tests/test_train_meters.py || status=$?
+for preset in quick full; do
+  echo "== training-step benchmark (CUDA, preset $preset)"
+  timeout 120 "$PY" -m bgbench.bench train --device cuda --preset "$preset" || status=$?
+done
+# ---- end of training steps on the GPU -----------------------------------------------------
+
 echo "== done in $((SECONDS - start)) s, status $status"
 exit $status

@@ -11,9 +11,7 @@ import pytest
 import torch
 
 from bgbench.bench import train as bench
-from bgbench.train.config import resolve
-from bgbench.train.data import synthetic
-from bgbench.train.stages import METHOD_STAGES, build_models
+from bgbench.train.stages import METHOD_STAGES
 
 
 def _table(out: str) -> dict[str, list[str]]:
@@ -51,10 +49,7 @@ def test_given_peak_gives_the_share_of_it(capsys):
 
 
 def test_step_flops_count_forward_and_backward():
-    opts = resolve("quick")
-    torch.manual_seed(0)
-    models = build_models("traditional", opts)
-    x, y = synthetic(opts.batch_size, seed=0)
+    opts, models, x, y = bench.training_setup("traditional", "quick", torch.device("cpu"))
     figures = bench.measure_stage("classifier",
                                   bench.stage_step(METHOD_STAGES["traditional"][0], models,
                                                    opts, x, y),
@@ -99,11 +94,7 @@ def test_cuda_without_a_gpu_is_an_error_not_a_cpu_run():
 
 
 def _losses(method: str, device: torch.device, steps: int) -> dict[str, list[float]]:
-    opts = resolve("quick")
-    torch.manual_seed(0)
-    models = {k: m.to(device, memory_format=torch.channels_last)
-              for k, m in build_models(method, opts).items()}
-    x, y = (t.to(device) for t in synthetic(opts.batch_size, seed=0))
+    opts, models, x, y = bench.training_setup(method, "quick", device)
     losses = {}
     for stage in METHOD_STAGES[method]:
         step = bench.stage_step(stage, models, opts, x, y)

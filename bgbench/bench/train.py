@@ -178,21 +178,30 @@ def measure_stage(name: str, step: Callable[[], Tensor], images: int, device: to
                         float(loss))
 
 
-def bench_train(method: str, preset: str, device: torch.device, steps: int, rounds: int,
-                warmup: int = 3) -> list[StageFigures]:
-    """Every stage of ``method`` with ``preset``'s options, in the method's order."""
+def training_setup(method: str, preset: str, device: torch.device
+                   ) -> tuple[TrainOptions, dict[str, nn.Module], Tensor, Tensor]:
+    """``preset``'s options, ``method``'s networks on ``device`` (seeded, channels_last, as
+    the trainer builds them) and one synthetic batch ``x, y`` of the preset's size there."""
     import torch
 
     from bgbench.train.config import resolve
     from bgbench.train.data import synthetic
-    from bgbench.train.stages import METHOD_STAGES, build_models
+    from bgbench.train.stages import build_models
 
     opts = resolve(preset)
     torch.manual_seed(SEED)
     models = {k: m.to(device, memory_format=torch.channels_last)
               for k, m in build_models(method, opts).items()}
     x, y = synthetic(opts.batch_size, seed=SEED)
-    x, y = x.to(device), y.to(device)
+    return opts, models, x.to(device), y.to(device)
+
+
+def bench_train(method: str, preset: str, device: torch.device, steps: int, rounds: int,
+                warmup: int = 3) -> list[StageFigures]:
+    """Every stage of ``method`` with ``preset``'s options, in the method's order."""
+    from bgbench.train.stages import METHOD_STAGES
+
+    opts, models, x, y = training_setup(method, preset, device)
     return [measure_stage(stage.name, stage_step(stage, models, opts, x, y), opts.batch_size,
                           device, steps, rounds, warmup)
             for stage in METHOD_STAGES[method]]
