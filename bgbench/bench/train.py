@@ -214,7 +214,7 @@ def print_table(figures: list[StageFigures], peak: float | None) -> None:
     for f in figures:
         share = "unknown" if peak is None else f"{f.tflops / peak:.2%}"
         print(f"  {f.stage:<12} {f.seconds * 1e3:9.2f} {f.images_per_second:10.0f} "
-              f"{f.flops / 1e9:11.2f} {f.tflops:9.3f} {share:>8}")
+              f"{f.flops / 1e9:11.2f} {f.tflops:9.4g} {share:>8}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,9 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bgbench train benchmark: method {args.method}, preset {args.preset}, device "
           f"{name}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
           f"median of {args.rounds} rounds of {args.steps} steps after {args.warmup} warm-up "
-          f"steps, float32 "
-          f"(TF32 convolutions {torch.backends.cudnn.allow_tf32}, TF32 matmuls "
-          f"{torch.backends.cuda.matmul.allow_tf32})")
+          f"steps, float32" + (
+              f" (TF32 convolutions {torch.backends.cudnn.allow_tf32}, TF32 matmuls "
+              f"{torch.backends.cuda.matmul.allow_tf32}: TF32 runs on tensor cores, so the "
+              "share of the fp32 peak can pass 100%)" if device.type == "cuda" else ""))
     print(f"  peak: {'unknown' if peak is None else f'{peak} TFLOP/s'} ({source})")
     figures = bench_train(args.method, args.preset, device, args.steps, args.rounds,
                           args.warmup)
