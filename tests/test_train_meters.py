@@ -4,13 +4,23 @@ reads every ``POSTFIX_EVERY`` steps only when a bar is shown."""
 from __future__ import annotations
 
 import io
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+import bgbench
+from bgbench.train import make_config, train
 from bgbench.train import trainer as trainer_mod
+from bgbench.train.data import synthetic
 from bgbench.train.distributed import Context
 from bgbench.train.meters import Meters
+from bgbench.train.stages import METHOD_STAGES, AdversarialStage, ClassifierStage, MaskStage
+
+# Small enough that a method's run takes a second or two.
+TINY = {"epochs": 1, "mask_epochs": 1, "adv_epochs": 1, "local_epochs": 1, "batch_size": 32,
+        "val_size": 64, "unet_width": 4, "gen_width": 8, "cc_iterations": 8}
 
 
 def test_meters_sum_tensors_and_numbers_into_exact_means():
@@ -96,3 +106,53 @@ def test_adding_to_meters_on_a_gpu_never_waits_for_it():
     assert means["loss"] == pytest.approx(loss.item(), rel=1e-6)
     assert means["acc"] == (logits.argmax(1) == y).sum().item() / 128
     assert means["count"] == 1.0
+
+
+# Ways Python code reads a tensor's value on the host: each waits for the device there.
+HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
+BGBENCH_DIR = str(Path(bgbench.__file__).parent)
+
+
+def _host_reads_per_epoch(monkeypatch, tmp_path, method: str, train_subset: int
+                          ) -> dict[str, int]:
+    """How many times bgbench's own code reads a tensor's value during each stage's epoch."""
+    reads: dict[str, int] = {}
+    current: list[str] = []
+
+    def counting(name):
+        real = getattr(torch.Tensor, name)
+
+        def read(self, *args, **kwargs):
+            if current and sys._getframe(1).f_code.co_filename.startswith(BGBENCH_DIR):
+                reads[current[-1]] = reads.get(current[-1], 0) + 1
+            return real(self, *args, **kwargs)
+        return read
+
+    def tracked(real_epoch):
+        def epoch(self, *args, **kwargs):
+            current.append(self.name)
+            try:
+                return real_epoch(self, *args, **kwargs)
+            finally:
+                current.pop()
+        return epoch
+
+    with monkeypatch.context() as patch:
+        for name in HOST_READS:
+            patch.setattr(torch.Tensor, name, counting(name))
+        for cls in (ClassifierStage, MaskStage, AdversarialStage):
+            patch.setattr(cls, "epoch", tracked(cls.epoch))
+        config = make_config("synthetic", method, "quick", seed=0,
+                             overrides={**TINY, "train_subset": train_subset})
+        train(config, tmp_path / f"{method}-{train_subset}", quiet=True,
+              tensors=synthetic(128 + TINY["val_size"], seed=0))
+    return reads
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("method", ["attention", "proposal", "noisebg"])
+def test_no_stage_reads_a_tensor_value_per_step(monkeypatch, tmp_path, method):
+    two = _host_reads_per_epoch(monkeypatch, tmp_path, method, 2 * TINY["batch_size"])
+    four = _host_reads_per_epoch(monkeypatch, tmp_path, method, 4 * TINY["batch_size"])
+    assert list(two) == [stage.name for stage in METHOD_STAGES[method]]
+    assert two == four  # the same reads (once per epoch) for twice the steps
