@@ -111,3 +111,30 @@ class TrainStepMemory:
 
     def peakmem_adversarial_pair_step(self):
         _adversarial(self.s)
+
+
+class StageStepCUDA:
+    """One optimisation step of each stage of the proposal on CUDA, as
+    ``python -m bgbench.bench train --device cuda`` runs it (quick preset, batch 128, the
+    trainer's steps and optimizers). Skipped where there is no CUDA device."""
+
+    params = (["classifier", "mask", "adversarial"],)
+    param_names = ["stage"]
+
+    def setup(self, stage):
+        if not torch.cuda.is_available():
+            raise NotImplementedError("no CUDA device")
+        from bgbench.bench.train import stage_step, training_setup
+        from bgbench.train.stages import METHOD_STAGES
+
+        device = torch.device("cuda")
+        opts, models, x, y = training_setup("proposal", "quick", device)
+        (chosen,) = (s for s in METHOD_STAGES["proposal"] if s.name == stage)
+        self.step = stage_step(chosen, models, opts, x, y)
+        for _ in range(3):  # optimizer state, cuDNN's kernel choices, allocator pools
+            self.step()
+        torch.cuda.synchronize()
+
+    def time_step(self, stage):
+        self.step()
+        torch.cuda.synchronize()

@@ -104,5 +104,18 @@ PY
 else
   echo "SKIPPED: no onnxruntime-gpu with a CUDA provider could be installed (put its wheel in .whl/)"
 fi
+
+# ---- training steps on the GPU ------------------------------------------------------------
+# The CUDA tests of the training-step benchmark and the epoch meters, then each stage's step
+# (images/s, TFLOP/s, share of the fp32 peak) at the quick and full presets' network sizes.
+echo "== training-step CUDA tests"
+timeout 150 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests/test_bench_train.py \
+  tests/test_train_meters.py || status=$?
+for preset in quick full; do
+  echo "== training-step benchmark (CUDA, preset $preset)"
+  timeout 120 "$PY" -m bgbench.bench train --device cuda --preset "$preset" || status=$?
+done
+# ---- end of training steps on the GPU -----------------------------------------------------
+
 echo "== done in $((SECONDS - start)) s, status $status"
 exit $status

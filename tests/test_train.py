@@ -19,6 +19,7 @@ from bgbench.train.checkpoint import StageCheckpoint
 from bgbench.train.data import split, synthetic
 from bgbench.train.distributed import Context
 from bgbench.train.masks import dilate, otsu_threshold, transform_mask, true_mask
+from bgbench.train.meters import Meters
 from bgbench.train.stages import ClassifierStage, MaskStage
 from bgbench.train.steps import generator_step
 
@@ -291,8 +292,10 @@ def test_progress_bar_only_on_a_terminal_unless_quiet(monkeypatch, tty, quiet, b
         term.isatty = lambda: False
     monkeypatch.setattr("sys.stderr", term)
     progress = trainer_mod.Progress(enabled=True, quiet=quiet)
+    meters = Meters("train_loss")
     for _ in progress.iterate([torch.zeros(1)] * 3, "stage 1/1"):
-        progress.postfix(loss=0.5)
+        meters.add(1, train_loss=torch.tensor(0.5))
+        progress.postfix(meters, loss="train_loss")
     progress.log("stage epoch 1/1: loss 0.5")
     assert ("stage 1/1" in term.text) == bar
     assert term.text.count("stage epoch 1/1: loss 0.5") == 1

@@ -1,7 +1,8 @@
 """Benchmarks that print their figures in one run: ``python -m bgbench.bench NAME [args]``.
 
 Each ``bgbench.bench.NAME`` module has ``main(argv) -> int`` and exits non-zero when a figure
-misses its target; modules named ``_*`` hold shared helpers. The asv suites in
+misses its target (``train``, which has none: when a figure is not finite); modules named
+``_*`` hold shared helpers. The asv suites in
 ``benchmarks/`` time the same things for tracking across commits.
 """
 

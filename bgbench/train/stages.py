@@ -93,15 +93,14 @@ def _supervised_epoch(t: Trainer, model: nn.Module, opt: torch.optim.Optimizer,
                       desc: str) -> dict[str, float]:
     """Cross-entropy steps on clean images (``step`` returns the loss and the logits)."""
     model.train()
-    meters = Meters("train_loss", "train_acc")
+    meters = Meters("train_loss", "train_acc", device=t.ctx.device)
     batches = t.batches(generator)
     for idx in t.progress.iterate(batches, desc):
         x, y = t.inputs(idx, generator)
         loss, logits = step(model, opt, x, y)
         n = y.shape[0]
-        meters.add(n, train_loss=loss.item() * n, train_acc=(logits.argmax(1) == y).sum().item())
-        running = meters.running()
-        t.progress.postfix(loss=running["train_loss"], acc=running["train_acc"])
+        meters.add(n, train_loss=loss * n, train_acc=(logits.argmax(1) == y).sum())
+        t.progress.postfix(meters, loss="train_loss", acc="train_acc")
     return t.finish(meters, batches)
 
 
@@ -206,19 +205,16 @@ class MaskStage(OneNetworkStage):
         f, o = t.models["classifier"], t.opts
         model.train()
         f.eval()
-        meters = Meters("train_loss", "train_ce", "train_acc", "mask_area")
+        meters = Meters("train_loss", "train_ce", "train_acc", "mask_area", device=t.ctx.device)
         batches = t.batches(generator)
         for idx in t.progress.iterate(batches, desc):
             x, y = t.inputs(idx, generator)
             loss, ce, logits, area = mask_step(model, f, optimizers[0], x, y, o.area_limit,
                                                o.area_weight, o.tv_weight)
             n = y.shape[0]
-            meters.add(n, train_loss=loss.item() * n, train_ce=ce.item() * n,
-                       train_acc=(logits.argmax(1) == y).sum().item(),
-                       mask_area=area.sum().item())
-            running = meters.running()
-            t.progress.postfix(loss=running["train_loss"], acc=running["train_acc"],
-                               area=running["mask_area"])
+            meters.add(n, train_loss=loss * n, train_ce=ce * n,
+                       train_acc=(logits.argmax(1) == y).sum(), mask_area=area.sum())
+            t.progress.postfix(meters, loss="train_loss", acc="train_acc", area="mask_area")
         return t.finish(meters, batches)
 
     @torch.no_grad()
@@ -228,7 +224,7 @@ class MaskStage(OneNetworkStage):
         f = t.models["classifier"].eval()
         o = t.opts
         meters = Meters("val_loss", "val_acc", "val_mask_area", "val_acc_transformed",
-                        "val_mask_area_transformed")
+                        "val_mask_area_transformed", device=t.ctx.device)
         for lo, hi in t.val_chunks():
             x, y = t.data.x_val[lo:hi], t.data.y_val[lo:hi]
             m = fm(x)
@@ -236,11 +232,10 @@ class MaskStage(OneNetworkStage):
                                               o.tv_weight)
             mask = masklib.transform_mask(m, o.mask_transform, o.area_limit)
             n = hi - lo
-            meters.add(n, val_loss=loss.item() * n,
-                       val_acc=(logits.argmax(1) == y).sum().item(),
-                       val_mask_area=area.sum().item(),
-                       val_acc_transformed=(f(x * mask).argmax(1) == y).sum().item(),
-                       val_mask_area_transformed=mask.mean(dim=(1, 2, 3)).sum().item())
+            meters.add(n, val_loss=loss * n, val_acc=(logits.argmax(1) == y).sum(),
+                       val_mask_area=area.sum(),
+                       val_acc_transformed=(f(x * mask).argmax(1) == y).sum(),
+                       val_mask_area_transformed=mask.mean(dim=(1, 2, 3)).sum())
         metrics = meters.averages(t.ctx)
         return -metrics["val_loss"], {k: round(v, 6) for k, v in metrics.items()}
 
@@ -295,7 +290,7 @@ class AdversarialStage:
         f.train()
         train_masks = self._masks(t, "train")
         meters = Meters("train_loss", "train_acc", "generator_ce", "mask_area",
-                        "background_mean")
+                        "background_mean", device=ctx.device)
         batches = t.batches(generator)
         for idx in t.progress.iterate(batches, desc):
             if fb is not None:
@@ -321,19 +316,16 @@ class AdversarialStage:
                 b = noise
             loss, logits, area, bg_mean = adversarial_classifier_step(model, optimizers[0], x,
                                                                       y, m, b)
-            gen_ce = torch.zeros(())
+            gen_ce: Tensor | float = 0.0  # noise backgrounds: no generator steps
             for _ in range(o.gen_steps if fb is not None else 0):
                 gen_ce = generator_step(f, fb, optimizers[1], x, y, m, noise,
                                         t.uniforms(b, generator), o.bg_limit, o.bg_weight,
                                         ctx.average_gradients)
             n = y.shape[0]
-            meters.add(n, train_loss=loss.item() * n,
-                       train_acc=(logits.argmax(1) == y).sum().item(),
-                       generator_ce=gen_ce.item() * n, mask_area=area.sum().item(),
-                       background_mean=bg_mean.sum().item())
-            running = meters.running()
-            t.progress.postfix(loss=running["train_loss"], acc=running["train_acc"],
-                               bg=running["background_mean"])
+            meters.add(n, train_loss=loss * n, train_acc=(logits.argmax(1) == y).sum(),
+                       generator_ce=gen_ce * n, mask_area=area.sum(),
+                       background_mean=bg_mean.sum())
+            t.progress.postfix(meters, loss="train_loss", acc="train_acc", bg="background_mean")
         return t.finish(meters, batches)
 
     def validate(self, t: Trainer) -> Validation:

@@ -33,6 +33,9 @@ from bgbench.train.steps import uniforms
 
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
+# Steps between progress-bar postfix updates: each update reads the running metrics back
+# from the device, which waits for every queued step.
+POSTFIX_EVERY = 50
 DONE = "done.json"
 # The file each network's final weights go to.
 WEIGHT_FILES = {"classifier": "classifier.pt", "mask_generator": "mask_generator.pt",
@@ -65,9 +68,15 @@ class Progress:
         finally:
             self._tqdm.close()
 
-    def postfix(self, **values: float) -> None:
-        if self.bar:
-            self._tqdm.set_postfix({k: f"{v:.3g}" for k, v in values.items()}, refresh=False)
+    def postfix(self, meters: Meters, **shown: str) -> None:
+        """Show the running means of ``meters`` on the bar (``shown``: label to metric name),
+        on the first step and every ``POSTFIX_EVERY`` after it; without a bar, never (each
+        read waits for the device)."""
+        if not self.bar or self._tqdm.n % POSTFIX_EVERY:
+            return
+        running = meters.running()
+        self._tqdm.set_postfix({label: f"{running[name]:.3g}" for label, name in shown.items()},
+                               refresh=False)
 
     def log(self, message: str) -> None:
         if self.enabled:
@@ -249,7 +258,7 @@ class Trainer:
         start, stop = self.ctx.split(x.shape[0])
         shifted = None if transform is None else (
             lambda lo, hi, xb: transform(start + lo, start + hi, xb))
-        meters = Meters("acc")
+        meters = Meters("acc", device=self.ctx.device)
         meters.add(stop - start, acc=count_correct(model, x[start:stop], y[start:stop], shifted))
         return round(meters.averages(self.ctx)["acc"], 6)
 
