@@ -544,15 +544,50 @@ def _generator_figure_name(run: str, preset: str | None) -> str:
     return f"generators-{preset or 'no-preset'}-{run}.png"
 
 
-def report_markdown(results_dirs: list[str | os.PathLike]) -> str:
+def report_markdown(results_dirs: list[str | os.PathLike],
+                    ladder_dirs: list[str | os.PathLike] = ()) -> str:
     """The report's Markdown, a function of the results directories alone (figures are
-    linked under ``figures/``; ``write_report`` draws them)."""
+    linked under ``figures/``; ``write_report`` draws them). ``ladder_dirs`` hold the
+    ablation ladder's intermediate models (kept out of the other tables)."""
     entries, docs = load_entries(list(results_dirs))
-    return _markdown(entries, docs, group_entries(entries))
+    return _markdown(entries, docs, group_entries(entries), _ladder_entries(entries, ladder_dirs))
+
+
+def _ladder_entries(entries: list[dict[str, Any]],
+                    ladder_dirs: list[str | os.PathLike]) -> list[dict[str, Any]]:
+    return entries + (load_entries(list(ladder_dirs))[0] if ladder_dirs else [])
+
+
+def ladder_table(entries: list[dict[str, Any]]) -> str | None:
+    """The ablation ladder (``bgbench.ladder.LADDER``): per dataset, each step's seed count,
+    six-background average, clean accuracy and change of the average from the step before;
+    None where no step beyond the first has a model."""
+    from bgbench.ladder import LADDER
+
+    datasets = [d for d in DATASET_TITLES if any(e["dataset"] == d for e in entries)]
+    found = {(s.tag, d): [e for e in entries if e["dataset"] == d and s.matches(e)]
+             for s in LADDER for d in datasets}
+    if not any(found[(s.tag, d)] for s in LADDER[1:] for d in datasets):
+        return None
+    header = ["step"]
+    for d in datasets:
+        title = DATASET_TITLES.get(d, d)
+        header += [f"{title} seeds", f"{title} six-bg average", f"{title} clean", "change"]
+    rows, before = [], {}
+    for i, step in enumerate(LADDER, 1):
+        row = [f"{i}. {step.title}"]
+        for d in datasets:
+            average = [100 * e["background_average"] for e in found[(step.tag, d)]]
+            clean = [100 * e["accuracy"]["clean"] for e in found[(step.tag, d)]]
+            change = _diff(average, before.get(d)) if i > 1 else ""
+            row += [str(len(average)), _mean_sd(average), _mean_sd(clean), change]
+            before[d] = statistics.mean(average) if average else None
+        rows.append(row)
+    return markdown_table(header, rows)
 
 
 def _markdown(entries: list[dict[str, Any]], docs: list[dict[str, Any]],
-              groups: list[Group]) -> str:
+              groups: list[Group], ladder_entries: list[dict[str, Any]]) -> str:
     md = ["# bgbench report", ""]
     md.append("Accuracy in %. Where a method has several models (seeds), ours is the mean ± "
               "standard deviation over them and the difference is from the mean. The paper's "
@@ -582,6 +617,17 @@ def _markdown(entries: list[dict[str, Any]], docs: list[dict[str, Any]],
     t3 = table3(groups)
     md += [t3 if t3 else "No Fashion-MNIST proposal, true-mask or noise-background model "
            "was evaluated.", ""]
+    tl = ladder_table(ladder_entries)
+    if tl:
+        from bgbench.ladder import LADDER
+
+        md += ["## From the paper's method to bgbench's: the ablation ladder", "",
+               "The proposal method, one departure from the paper's setting at a time. Each "
+               "step's models are matched by preset and options hash; *change* is the "
+               "difference of the six-background average from the step before (means over "
+               "different seed counts where the counts differ: compare it with the seed "
+               "spread).", "", tl, ""]
+        md += [f"{i}. {step.why}" for i, step in enumerate(LADDER, 1)] + [""]
     te = extended_table(groups)
     if te:
         md += ["## Extended suite: grey, smooth and photometric test sets", "",
@@ -612,8 +658,10 @@ def _print_note(text: str) -> None:
 def write_report(results_dirs: list[str | os.PathLike], out: str | os.PathLike, *,
                  runs: list[str | os.PathLike] | None = None, force: bool = False,
                  data_root: str | os.PathLike | None = None,
+                 ladder: list[str | os.PathLike] = (),
                  note: Callable[[str], None] = _print_note) -> Path:
-    """Write ``out`` (``report_markdown``) and its figures; returns the report's path.
+    """Write ``out`` (``report_markdown``; ``ladder``: its ablation-ladder results
+    directories) and its figures; returns the report's path.
 
     A figure that cannot be drawn (no test images for the gallery's samples, a proposal
     model whose run directory is not in ``runs``) is named through ``note``; a generator
@@ -623,7 +671,7 @@ def write_report(results_dirs: list[str | os.PathLike], out: str | os.PathLike, 
     refuse_overwrite(out, force)
     entries, docs = load_entries(list(results_dirs))
     groups = group_entries(entries)
-    text = _markdown(entries, docs, groups)
+    text = _markdown(entries, docs, groups, _ladder_entries(entries, ladder))
     figures = out.parent / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     noise_figure(groups, figures / "noise_sweep.png")

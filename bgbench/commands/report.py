@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "in figures/ beside it")
     p.add_argument("--runs", nargs="*", default=[], metavar="DIR",
                    help="training run directories (or folders of them) for the generator figures")
+    p.add_argument("--ladder", nargs="*", default=[], metavar="DIR",
+                   help="results folders of the ablation ladder's intermediate models "
+                   "(bgbench/ladder.py), shown in their own table and kept out of the others")
     p.add_argument("--force", action="store_true", help="replace an existing report")
     p.add_argument("--readme", default=None, metavar="README.md",
                    help="also put the README's results table and training wall times between "
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"updated the results table in {update_readme(args.readme, args.results)}")
     try:
         path = write_report(args.results, out, runs=args.runs, force=args.force,
-                            data_root=args.data_root)
+                            data_root=args.data_root, ladder=args.ladder)
     except ParameterError as err:
         raise err.for_command_line() from None
     print(f"wrote {path} (figures in {path.parent / 'figures'})")

@@ -1,0 +1,73 @@
+"""The ablation ladder: its steps end at the full preset, models are matched to steps by
+preset and options hash, and the report's table shows each step with its seed count."""
+
+from __future__ import annotations
+
+import pytest
+
+from bgbench.ladder import LADDER, METHOD
+from bgbench.provenance import options_sha256
+from bgbench.report import ladder_table
+from bgbench.train.config import resolve
+
+
+def entry(dataset: str, preset: str, sha: str | None, average: float, clean: float,
+          method: str = METHOD) -> dict:
+    metadata = {"bgbench.preset": preset}
+    if sha is not None:
+        metadata["bgbench.options_sha256"] = sha
+    return {"dataset": dataset, "method": method, "metadata": metadata,
+            "background_average": average, "accuracy": {"clean": clean}}
+
+
+def test_the_ladder_starts_at_faithful_and_ends_at_full():
+    first, last = LADDER[0], LADDER[-1]
+    assert (first.preset, first.changes) == ("faithful", {})
+    assert (last.preset, last.changes) == ("full", {})
+    # Each step adds to the one before; the last departure (the clean share) makes `full`.
+    for before, after in zip(LADDER[1:-2], LADDER[2:-1], strict=True):
+        assert before.changes.items() <= after.changes.items()
+    steps = resolve(LADDER[-2].preset, {**LADDER[-2].changes, "clean_fraction": 0.1})
+    assert steps == resolve("full")
+    assert len({s.options_sha256() for s in LADDER}) == len(LADDER)
+
+
+def test_flags_train_the_step():
+    flags = LADDER[1].flags()
+    assert flags[:4] == ["--method", "proposal", "--preset", "faithful"]
+    assert "--bg-sample" in flags and flags[flags.index("--bg-sample") + 1] == "blocks"
+
+
+def test_models_match_by_preset_and_options_hash():
+    blocks = LADDER[1]
+    assert blocks.matches(entry("mnist", "faithful", blocks.options_sha256(), 0.9, 0.9))
+    # The faithful preset's own options are step 1, not step 2.
+    plain = options_sha256(resolve("faithful").as_dict())
+    assert not blocks.matches(entry("mnist", "faithful", plain, 0.9, 0.9))
+    assert LADDER[0].matches(entry("mnist", "faithful", plain, 0.9, 0.9))
+    # A model that records no hash belongs to its preset's unchanged step only; `paper` is
+    # read as `full`; other methods never match.
+    assert LADDER[-1].matches(entry("mnist", "paper", None, 0.9, 0.9))
+    assert not blocks.matches(entry("mnist", "faithful", None, 0.9, 0.9))
+    assert not LADDER[0].matches(entry("mnist", "faithful", plain, 0.9, 0.9, "traditional"))
+
+
+def test_ladder_table_rows_seed_counts_and_changes():
+    faithful = options_sha256(resolve("faithful").as_dict())
+    entries = [entry("mnist", "faithful", faithful, 0.90, 0.97),
+               entry("mnist", "faithful", faithful, 0.92, 0.96),
+               entry("mnist", "faithful", LADDER[1].options_sha256(), 0.95, 0.98),
+               entry("mnist", "full", None, 0.98, 0.99)]
+    table = ladder_table(entries)
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    assert [r[1] for r in rows] == ["2", "1", "0", "1"]
+    assert rows[0][2] == "91.0 ± 1.4" and rows[0][4] == ""
+    assert rows[1][2] == "95.0" and rows[1][4] == "+4.0"
+    assert rows[2][2] == "–" and rows[3][4] == "–"
+    # Only the starting point: no ladder to show.
+    assert ladder_table(entries[:2]) is None
+
+
+@pytest.mark.parametrize("step", LADDER, ids=lambda s: s.tag)
+def test_every_step_says_why(step):
+    assert step.title and step.why.endswith(".")
