@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Produces the committed results/ folder: the full preset over seeds and the paper's method
-# as written (the faithful preset, proposal only) over seeds (resumable: re-run it and
-# finished work is skipped), then results.json/csv (results/ for full, results/faithful/),
+# Produces the committed results/ folder: the full preset over seeds, the paper's method as
+# written (the faithful preset, proposal only) over seeds, and the ablation ladder's
+# intermediate steps (bgbench/ladder.py, seed 0) (resumable: re-run it and finished work is
+# skipped), then results.json/csv (results/ for full, results/faithful/, results/ladder/),
 # the published ONNX models (proposal and traditional, seed 0, which
 # tests/test_published_results.py re-scores), the report and its figures, and the README's
 # results table.
-#   bash scripts/publish_results.sh [WORK_DIR [FAITHFUL_WORK_DIR]]
-#   (defaults bgbench-full and bgbench-faithful)
+#   bash scripts/publish_results.sh [WORK_DIR [FAITHFUL_WORK_DIR [LADDER_WORK_DIR]]]
+#   (defaults bgbench-full, bgbench-faithful and bgbench-ladder)
 # SEEDS and ABLATION_SEEDS override the seeds (default 0,1,2 and 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-bgbench-full}
 faithful=${2:-bgbench-faithful}
+ladder=${3:-bgbench-ladder}
 bgbench=.venv/bin/bgbench
 
 $bgbench reproduce --preset full --seeds "${SEEDS:-0,1,2}" \
@@ -20,14 +22,37 @@ $bgbench reproduce --preset full --seeds "${SEEDS:-0,1,2}" \
 $bgbench reproduce --preset faithful --methods proposal --seeds "${SEEDS:-0,1,2}" \
   --out "$faithful"
 
-mkdir -p results/models results/faithful
+# The ladder's steps that change a preset's options; its first and last steps are the
+# faithful and full runs above.
+while read -r tag flags; do
+  for dataset in mnist fashion-mnist; do
+    run="$ladder/runs/$dataset-proposal-$tag-seed0"
+    [ -f "$run/done.json" ] && continue
+    resume=(); [ -d "$run" ] && resume=(--resume)
+    # shellcheck disable=SC2086
+    $bgbench train --dataset "$dataset" $flags --seed 0 --out "$run" --quiet "${resume[@]}"
+  done
+done < <(.venv/bin/python -c "from bgbench.ladder import LADDER
+for step in LADDER:
+    if step.changes:
+        print(step.tag, ' '.join(step.flags()))")
+mkdir -p "$ladder/models"
+for run in "$ladder"/runs/*/; do
+  model="$ladder/models/$(basename "$run").onnx"
+  [ -f "$model" ] || $bgbench export "$run" --out "$model"
+done
+$bgbench eval "$ladder"/models/*.onnx --noise-sweep --suite extended --out "$ladder/results" \
+  --force
+
+mkdir -p results/models results/faithful results/ladder
 cp "$work"/results/results.json "$work"/results/results.csv results/
 cp "$faithful"/results/results.json "$faithful"/results/results.csv results/faithful/
+cp "$ladder"/results/results.json "$ladder"/results/results.csv results/ladder/
 for dataset in mnist fashion-mnist; do
   for method in proposal traditional; do
     cp "$work/models/$dataset-$method-seed0.onnx" results/models/
   done
 done
 # `results`, not a path to it: the report names its results directories as given.
-$bgbench report results results/faithful --runs "$work/runs" "$faithful/runs" \
-  --out results/report.md --force --readme README.md
+$bgbench report results results/faithful --ladder results/ladder \
+  --runs "$work/runs" "$faithful/runs" --out results/report.md --force --readme README.md

@@ -34,11 +34,14 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
 MODELS = sorted((RESULTS / "models").glob("*.onnx"))
 # The published results directories, named as the publishing command names them (relative
-# to the repository root): results/ (the full preset) and one folder per other preset.
-RESULT_DIRS = [Path("results")] + sorted(p.parent.relative_to(ROOT)
-                                         for p in RESULTS.glob("*/results.json"))
-REPORT_COMMAND = (f"bgbench report {' '.join(map(str, RESULT_DIRS))} --out results/report.md "
-                  "--force --readme README.md")
+# to the repository root): results/ (the full preset), results/faithful/ (the paper's method
+# as written) and results/ladder/ (the ablation ladder's intermediate steps).
+RESULT_DIRS = [d for d in (Path("results"), Path("results/faithful"))
+               if (ROOT / d / "results.json").is_file()]
+LADDER_DIRS = [d for d in (Path("results/ladder"),) if (ROOT / d / "results.json").is_file()]
+REPORT_COMMAND = (f"bgbench report {' '.join(map(str, RESULT_DIRS))}"
+                  + (f" --ladder {' '.join(map(str, LADDER_DIRS))}" if LADDER_DIRS else "")
+                  + " --out results/report.md --force --readme README.md")
 # Images whose predicted class may differ between CPUs (logits that tie to rounding); one
 # more than this is a wrong committed number.
 COUNT_SLACK = 3
@@ -128,7 +131,7 @@ def test_report_is_rendered_from_results_json(monkeypatch):
     # The report names its results directory as given: the publishing command gives `results`.
     monkeypatch.chdir(ROOT)
     committed = (RESULTS / "report.md").read_text(encoding="utf-8")
-    rendered = report_markdown(RESULT_DIRS)
+    rendered = report_markdown(RESULT_DIRS, LADDER_DIRS)
     assert rendered == committed, (
         f"results/report.md is not what the results give; run `{REPORT_COMMAND}`\n"
         + _diff(committed, rendered, "results/report.md"))
