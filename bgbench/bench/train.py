@@ -100,6 +100,7 @@ def stage_step(stage: Stage, models: dict[str, nn.Module], opts: TrainOptions,
 
     from bgbench.train import masks as masklib
     from bgbench.train.bg_mix import BackgroundMix, apply_mix, draw_mix
+    from bgbench.train.intensity import draw_intensity
     from bgbench.train.stages import AdversarialStage, ClassifierStage, MaskStage
     from bgbench.train.steps import (
         adversarial_classifier_step,
@@ -125,9 +126,11 @@ def stage_step(stage: Stage, models: dict[str, nn.Module], opts: TrainOptions,
     n, size, device = x.shape[0], x.shape[-1], x.device
     g = torch.Generator().manual_seed(SEED)
     m = masklib.true_mask(x)
+    maps = draw_intensity(n, g, opts.intensity_share)
     if stage.backgrounds == "noise":
         noise = masklib.noise_backgrounds(n, opts.noise_kind, opts.noise_rate, g).to(device)
-        return lambda: adversarial_classifier_step(trained, optimizers[0], x, y, m, noise)[0]
+        return lambda: adversarial_classifier_step(trained, optimizers[0], x, y, m, noise,
+                                                   maps)[0]
 
     fb = models["background_generator"]
     z = fb.sample_noise(n, g, device)
@@ -141,7 +144,7 @@ def stage_step(stage: Stage, models: dict[str, nn.Module], opts: TrainOptions,
         with torch.no_grad():
             soft = fb(z)
         b = apply_mix(sample_background(soft, u_classifier), soft, mix)
-        loss = adversarial_classifier_step(trained, optimizers[0], x, y, m, b)[0]
+        loss = adversarial_classifier_step(trained, optimizers[0], x, y, m, b, maps)[0]
         for _ in range(opts.gen_steps):
             generator_step(trained, fb, optimizers[1], x, y, m, z, u_generator, opts.bg_limit,
                            opts.bg_weight)

@@ -76,6 +76,10 @@ class TrainOptions:
     grey_share: float = _option(0.0, "stage 3: share of the classifier's backgrounds replaced "
                                 "by a random smooth grey field (a 1/2/4/8-cell grid of uniform "
                                 "levels, upsampled)", minimum=0, maximum=1)
+    intensity_share: float = _option(0.0, "stage 3: share of the classifier's inputs mapped "
+                                     "by a random a*x + c onto a sub-interval of [0, 1] at "
+                                     "least 0.25 long (contrast, black level, haze)",
+                                     minimum=0, maximum=1)
     noise_kind: str = _option("uniform", "noisebg: background noise", choices=NOISE_KINDS)
     noise_rate: float = _option(0.5, "noisebg: probability of a set pixel for bernoulli noise",
                                 minimum=0, maximum=1)
@@ -113,7 +117,8 @@ class TrainOptions:
 
 # Options a config.json may lack: these values switch them off, so such a config still
 # describes the run it made.
-OFF_WHEN_ABSENT: dict[str, Any] = {"soft_share": 0.0, "grey_share": 0.0}
+OFF_WHEN_ABSENT: dict[str, Any] = {"soft_share": 0.0, "grey_share": 0.0,
+                                   "intensity_share": 0.0}
 
 
 def _typed(name: str, kind: str, value: Any) -> Any:

@@ -29,6 +29,7 @@ from bgbench.train import masks as masklib
 from bgbench.train.accuracy import EVAL_BATCH
 from bgbench.train.bg_mix import apply_mix, draw_mix
 from bgbench.train.config import TrainOptions
+from bgbench.train.intensity import draw_intensity
 from bgbench.train.meters import Meters
 from bgbench.train.steps import (
     adversarial_classifier_step,
@@ -314,8 +315,11 @@ class AdversarialStage:
                     b = apply_mix(b, soft, mix.rows(ctx.shard(torch.arange(idx.shape[0]))))
             else:
                 b = noise
+            maps = draw_intensity(idx.shape[0], generator, o.intensity_share)
+            if maps is not None:
+                maps = maps.rows(ctx.shard(torch.arange(idx.shape[0])))
             loss, logits, area, bg_mean = adversarial_classifier_step(model, optimizers[0], x,
-                                                                      y, m, b)
+                                                                      y, m, b, maps)
             gen_ce: Tensor | float = 0.0  # noise backgrounds: no generator steps
             for _ in range(o.gen_steps if fb is not None else 0):
                 gen_ce = generator_step(f, fb, optimizers[1], x, y, m, noise,

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bgbench.ops import area_penalty, composite
+from bgbench.train.intensity import IntensityMaps
 
 
 def total_variation(m: Tensor) -> Tensor:
@@ -100,10 +101,14 @@ def sample_background(b: Tensor, uniforms: Tensor | None) -> Tensor:
 
 
 def adversarial_classifier_step(f: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor,
-                                m: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Stage 3, classifier half: cross-entropy on ``m*x + (1-m)*b``; returns the loss, the
-    logits, and the per-image mask and background means."""
+                                m: Tensor, b: Tensor, intensity: IntensityMaps | None = None
+                                ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Stage 3, classifier half: cross-entropy on ``m*x + (1-m)*b`` (each image then mapped
+    by ``intensity`` when given); returns the loss, the logits, and the per-image mask and
+    background means."""
     composed, area, bg_mean = composite(x, m, b.detach())
+    if intensity is not None:
+        composed = intensity(composed)
     return (*classifier_step(f, opt, composed, y), area.detach(), bg_mean.detach())
 
 
