@@ -35,6 +35,21 @@ class Step:
 
         return options_sha256(resolve(self.preset, self.changes).as_dict())
 
+    def recorded_hashes(self) -> set[str]:
+        """Every hash a model of this step may record: this bgbench's, and those of earlier
+        versions that lacked the newest options (``OFF_WHEN_ABSENT``, oldest first), when
+        the step leaves them off, since such a run trained without them."""
+        from bgbench.train.config import OFF_WHEN_ABSENT, resolve
+
+        options = resolve(self.preset, self.changes).as_dict()
+        hashes = {options_sha256(options)}
+        for name in reversed(OFF_WHEN_ABSENT):
+            if options[name] != OFF_WHEN_ABSENT[name]:
+                break
+            del options[name]
+            hashes.add(options_sha256(options))
+        return hashes
+
     def flags(self) -> list[str]:
         """``bgbench train`` arguments that train this step (the dataset, seed and output
         directory aside)."""
@@ -51,7 +66,7 @@ class Step:
         if entry.get("method") != METHOD or preset != self.preset:
             return False
         recorded = metadata.get("bgbench.options_sha256")
-        return recorded == self.options_sha256() if recorded else not self.changes
+        return recorded in self.recorded_hashes() if recorded else not self.changes
 
 
 # The binary backgrounds of the second step.
@@ -59,6 +74,9 @@ _BLOCKS = {"bg_sample": "blocks", "bg_weight": 50.0}
 # The third adds the full preset's stage-3 masks and the mask network they were chosen with.
 _MASKS = {**_BLOCKS, "mask_transform": "otsu", "mask_dilation": 2, "unet_width": 8,
           "mask_lr": 3e-3, "tv_weight": 0.0, "mask_epochs": 2}
+
+# The fourth is `full` without the fifth's grey fields and intensity maps.
+_NO_GREY = {"grey_share": 0.0, "intensity_share": 0.0}
 
 LADDER: tuple[Step, ...] = (
     Step("faithful", "the paper's method as written (`faithful`)", "faithful",
@@ -73,7 +91,12 @@ LADDER: tuple[Step, ...] = (
          "The stage-3 mask becomes a binary region shaped like the test protocol's object "
          "region (non-zero pixels dilated by 2 px), so training composites match test "
          "composites.", _MASKS),
-    Step("full", "+ 10% clean images in each stage-3 batch (= `full`)", "full",
+    Step("clean", "+ 10% clean images in each stage-3 batch", "full",
          "Clean images in every batch keep the classifier's clean accuracy, which training "
-         "on composites alone erodes."),
+         "on composites alone erodes.", _NO_GREY),
+    Step("full", "+ grey fields for 20% of stage 3's backgrounds, intensity maps for 30% of "
+         "its inputs (= `full`)", "full",
+         "Binary backgrounds alone leave the classifier sensitive to grey levels and to "
+         "whole-image intensity changes (a haze, a lower contrast); smooth grey fields and "
+         "random affine intensity maps cover them at little cost on binary backgrounds."),
 )

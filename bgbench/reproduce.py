@@ -20,7 +20,8 @@ from bgbench.vocab import DATASETS, DEFAULT_PRESET, MAIN_METHODS, METHODS
 
 @dataclass
 class Plan:
-    """What ``reproduce`` runs; ``out`` holds runs/, models/, results/ and report.md."""
+    """What ``reproduce`` runs; ``out`` holds runs/, models/, evals/ (one evaluation per
+    model), results/ (their merge) and report.md."""
 
     out: Path
     preset: str = DEFAULT_PRESET
@@ -103,41 +104,44 @@ def _results_cover(results: Path, models: list[Path], plan: Plan) -> bool:
     return have == want and sweep and doc.get("limit") == plan.limit
 
 
-def reproduce(plan: Plan) -> Path:
-    """Run every step of ``plan`` that is not done yet; returns the report's path."""
-    out = plan.out
-    data = ["--dataset", plan.datasets[0] if len(plan.datasets) == 1 else "all"]
-    _step(["data", "prepare", *data, *_data_root(plan)])
-
-    models = []
-    for dataset, method, seed in plan.configurations():
-        name = plan.name(dataset, method, seed)
-        run_dir, model = out / "runs" / name, out / "models" / f"{name}.onnx"
-        if (run_dir / "done.json").is_file():
-            print(f"\n{name}: trained (skipping)", flush=True)
-        else:
-            resume = ["--resume"] if run_dir.is_dir() and any(run_dir.iterdir()) else []
-            _step(["train", "--dataset", dataset, "--method", method, "--preset", plan.preset,
-                   "--seed", str(seed), "--device", plan.device, "--out", str(run_dir),
-                   "--quiet", *resume, *_data_root(plan), *plan.train_args])
-        if model.is_file():
-            print(f"{name}: exported (skipping)", flush=True)
-        else:
-            _step(["export", str(run_dir), "--out", str(model), *_data_root(plan)])
-        models.append(model)
-
-    results = out / "results"
-    if _results_cover(results / "results.json", models, plan):
-        print("\nresults: every model evaluated (skipping)", flush=True)
+def run_configuration(plan: Plan, dataset: str, method: str, seed: int) -> Path:
+    """Train, export and evaluate one of ``plan``'s configurations, skipping what is done;
+    returns its evaluation's results directory. One evaluation per model, so an interrupted
+    reproduce keeps what it measured, and configurations can run in parallel processes."""
+    out, name = plan.out, plan.name(dataset, method, seed)
+    run_dir, model = out / "runs" / name, out / "models" / f"{name}.onnx"
+    if (run_dir / "done.json").is_file():
+        print(f"\n{name}: trained (skipping)", flush=True)
+    else:
+        resume = ["--resume"] if run_dir.is_dir() and any(run_dir.iterdir()) else []
+        _step(["train", "--dataset", dataset, "--method", method, "--preset", plan.preset,
+               "--seed", str(seed), "--device", plan.device, "--out", str(run_dir),
+               "--quiet", *resume, *_data_root(plan), *plan.train_args])
+    if model.is_file():
+        print(f"{name}: exported (skipping)", flush=True)
+    else:
+        _step(["export", str(run_dir), "--out", str(model), *_data_root(plan)])
+    evaluation = out / "evals" / name
+    if _results_cover(evaluation / "results.json", [model], plan):
+        print(f"{name}: evaluated (skipping)", flush=True)
     else:
         threads = ["--threads", str(plan.threads)] if plan.threads else []
         limit = ["--limit", str(plan.limit)] if plan.limit else []
-        _step(["eval", *map(str, models), "--noise-sweep", "--suite", "extended",
-               "--providers", plan.providers,
-               *threads, *limit, "--out", str(results), "--force", *_data_root(plan)])
+        _step(["eval", str(model), "--noise-sweep", "--suite", "extended", "--providers",
+               plan.providers, *threads, *limit, "--out", str(evaluation), "--force",
+               "--quiet", *_data_root(plan)])
+    return evaluation
 
-    report = out / "report.md"
-    _step(["report", str(results), "--out", str(report), "--runs", str(out / "runs"),
+
+def reproduce(plan: Plan) -> Path:
+    """Run every step of ``plan`` that is not done yet; returns the report's path."""
+    data = ["--dataset", plan.datasets[0] if len(plan.datasets) == 1 else "all"]
+    _step(["data", "prepare", *data, *_data_root(plan)])
+    evaluations = [run_configuration(plan, *configuration)
+                   for configuration in plan.configurations()]
+    results, report = plan.out / "results", plan.out / "report.md"
+    _step(["merge", *map(str, evaluations), "--out", str(results), "--force"])
+    _step(["report", str(results), "--out", str(report), "--runs", str(plan.out / "runs"),
            "--force", *_data_root(plan)])
     return report
 

@@ -29,6 +29,7 @@ from bgbench.harness import (
     evaluate,
     format_table,
     inspect_model,
+    merge_results,
     read_results,
     results_document,
     write_results,
@@ -179,6 +180,39 @@ def test_results_files_agree_with_the_printed_table(tmp_path, suite):
                                          "pass `force=True` to replace them$"):
         write_results(tmp_path / "out", results)
     write_results(tmp_path / "out", results, force=True)
+
+
+def test_merged_results_equal_one_evaluation_of_every_model(tmp_path, suite):
+    models = [make_model(tmp_path / "a.onnx"),
+              make_model(tmp_path / "b.onnx", weights=np.random.default_rng(2).normal(
+                  size=(1024, 10)).astype(np.float32))]
+    kwargs = dict(backgrounds=["stripes"], noise_sweep=True, threads=1, suites={"mnist": suite})
+    write_results(tmp_path / "both", evaluate(models, **kwargs))
+    for model, name in zip(models, ("a", "b"), strict=True):
+        write_results(tmp_path / name, evaluate([model], **kwargs))
+    merge_results([tmp_path / "a", tmp_path / "b"], tmp_path / "merged")
+
+    def comparable(entry):
+        return {k: v for k, v in entry.items() if k != "images_per_second"}
+
+    both, merged = read_results(tmp_path / "both"), read_results(tmp_path / "merged")
+    assert [comparable(m) for m in merged["models"]] == [comparable(m) for m in both["models"]]
+    assert merged["git_commit"] == both["git_commit"]
+
+    def counts(path):
+        return [(r["model"], r["test_set"], r["parameter"], r["n_correct"])
+                for r in csv.DictReader((path / "results.csv").open())]
+
+    assert counts(tmp_path / "merged") == counts(tmp_path / "both")
+    with pytest.raises(BgbenchError, match="more than one of the results"):
+        merge_results([tmp_path / "a", tmp_path / "both"], tmp_path / "twice")
+    other = read_results(tmp_path / "b")
+    other["git_commit"] = "0" * 40
+    (tmp_path / "b" / "results.json").write_text(json.dumps(other))
+    with pytest.raises(BgbenchError, match="differ in 'git_commit'"):
+        merge_results([tmp_path / "a", tmp_path / "b"], tmp_path / "mixed")
+    with pytest.raises(ParameterError, match="already exist"):
+        merge_results([tmp_path / "a"], tmp_path / "merged")
 
 
 # --- bad models: each is a one-line error naming the problem ---------------------------------

@@ -24,11 +24,19 @@ def test_the_ladder_starts_at_faithful_and_ends_at_full():
     first, last = LADDER[0], LADDER[-1]
     assert (first.preset, first.changes) == ("faithful", {})
     assert (last.preset, last.changes) == ("full", {})
-    # Each step adds to the one before; the last departure (the clean share) makes `full`.
-    for before, after in zip(LADDER[1:-2], LADDER[2:-1], strict=True):
+    # Each step from the faithful preset adds to the one before; the step before `full` is
+    # `full` without its last departure, and adds the clean share to the step before it.
+    faithful_steps = [s for s in LADDER if s.preset == "faithful"]
+    for before, after in zip(faithful_steps[1:-1], faithful_steps[2:], strict=True):
         assert before.changes.items() <= after.changes.items()
-    steps = resolve(LADDER[-2].preset, {**LADDER[-2].changes, "clean_fraction": 0.1})
-    assert steps == resolve("full")
+    clean, masks = LADDER[-2], faithful_steps[-1]
+    assert clean.preset == "full"
+    differs = {k for k, v in resolve("full", clean.changes).as_dict().items()
+               if v != resolve("faithful", masks.changes).as_dict()[k]}
+    assert differs == {"clean_fraction"}
+    # The last departure: the options the step before `full` switches off.
+    full = resolve("full").as_dict()
+    assert all(full[k] != v for k, v in clean.changes.items())
     assert len({s.options_sha256() for s in LADDER}) == len(LADDER)
 
 
@@ -52,6 +60,24 @@ def test_models_match_by_preset_and_options_hash():
     assert not LADDER[0].matches(entry("mnist", "faithful", plain, 0.9, 0.9, "traditional"))
 
 
+def test_a_hash_recorded_before_newer_options_existed_still_matches():
+    """A run exported by a bgbench that lacked the newest options (off in the step) recorded
+    the hash of its options without them; one that had them switched on is another step."""
+    from bgbench.train.config import OFF_WHEN_ABSENT
+
+    faithful = LADDER[0]
+    options = resolve("faithful").as_dict()
+    newest = list(OFF_WHEN_ABSENT)[-1]
+    older = {k: v for k, v in options.items() if k != newest}
+    assert faithful.matches(entry("mnist", "faithful", options_sha256(older), 0.9, 0.9))
+    # Dropping an older option but keeping a newer one is no bgbench's record.
+    oldest = list(OFF_WHEN_ABSENT)[0]
+    skipped = {k: v for k, v in options.items() if k != oldest}
+    assert not faithful.matches(entry("mnist", "faithful", options_sha256(skipped), 0.9, 0.9))
+    switched_on = {**options, newest: 0.5}
+    assert not faithful.matches(entry("mnist", "faithful", options_sha256(switched_on), 0.9, 0.9))
+
+
 def test_ladder_table_rows_seed_counts_and_changes():
     faithful = options_sha256(resolve("faithful").as_dict())
     entries = [entry("mnist", "faithful", faithful, 0.90, 0.97),
@@ -60,7 +86,7 @@ def test_ladder_table_rows_seed_counts_and_changes():
                entry("mnist", "full", None, 0.98, 0.99)]
     table = ladder_table(entries)
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
-    assert [r[1] for r in rows] == ["2", "1", "0", "1"]
+    assert [r[1] for r in rows] == ["2", "1", "0", "0", "1"]
     assert rows[0][2] == "91.0 ± 1.4" and rows[0][4] == ""
     assert rows[1][2] == "95.0" and rows[1][4] == "+4.0"
     assert rows[2][2] == "–" and rows[3][4] == "–"

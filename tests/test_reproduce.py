@@ -59,7 +59,8 @@ def test_reproduce_end_to_end_then_skips_and_resumes(tmp_path, real_data_root, c
     reproduce(plan)
     second = capsys.readouterr().out
     assert "trained (skipping)" in second and "exported (skipping)" in second
-    assert "every model evaluated (skipping)" in second
+    assert "mnist-traditional-seed0: evaluated (skipping)" in second
+    assert "$ bgbench eval" not in second and "$ bgbench merge" in second
     assert "$ bgbench train" not in second and model.stat().st_mtime_ns == stamp
 
     (run_dir / "done.json").unlink()  # as if training had been interrupted

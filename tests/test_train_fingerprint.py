@@ -7,7 +7,9 @@ import pytest
 import torch
 from weights_fingerprint import METHODS, fingerprint
 
-# Bitwise results depend on torch's CPU kernels; the pins hold for this version.
+# Bitwise results depend on torch's CPU kernels; the pins hold for this version. They include
+# the quick preset's grey fields and intensity maps; with those options at 0, proposal,
+# truemask and noisebg gave the weights pinned before the options existed.
 PINNED_TORCH = "2.14.1+cu130"
 PINNED: dict[str, dict[str, str]] = {
     "traditional": {
@@ -17,16 +19,16 @@ PINNED: dict[str, dict[str, str]] = {
         "classifier.pt": "9366a4b06a4b627d84a240fc004fb03cf60f58d84f8a3330c9697a94f8d0dfcf",
     },
     "proposal": {
-        "classifier.pt": "4f70ad33ba728d11b68263c4d466991ce21fab7b1f58532c7c050287d0da9894",
+        "classifier.pt": "84ab3db0833626fdb513cb5590fad6dd14639daefa335e067c49c64341be52c5",
         "mask_generator.pt": "05b7387bd38cb6c32b657907028d3f2fa5fe9aad1b6fa4fab213bee75e92128e",
-        "background_generator.pt": "ecb24b08cb3f0c1ff63f2dd9c621883dad7c524e42038d621bc0429a1d011f07",
+        "background_generator.pt": "9c6a3920b1bd026f305b64a03bc4f7a88557c806ffa7801da4fa61ff34ff4690",
     },
     "truemask": {
-        "classifier.pt": "62fac404294018c6681d05f3193e3f363442488ff2ba39846291ef20265c93a4",
-        "background_generator.pt": "7f4aa67d892e5fcbac3d13238c6d437a7bf05d74f4bed97d1ce981ca66114968",
+        "classifier.pt": "17b87533c4b14a279cf8e5f3fbb0484211d8a2fa0c76a6748915f02aad1ce435",
+        "background_generator.pt": "5e20b9be6ed6f2d26c71389c530c5c6db88fe8cd01a339050db80e373e48b300",
     },
     "noisebg": {
-        "classifier.pt": "214f212f81e5548d1d0ccd0370e78c2996f2764e4c629d1a4a2b4014e58c2a34",
+        "classifier.pt": "a215ebd5f5150b8da242d58ad7913618710057834d71f846fa5b1669a7b6f3ed",
         "mask_generator.pt": "05b7387bd38cb6c32b657907028d3f2fa5fe9aad1b6fa4fab213bee75e92128e",
     },
 }

@@ -27,6 +27,7 @@ from bgbench.harness.progress import Progress
 from bgbench.harness.providers import resolve_providers
 from bgbench.harness.results import (
     format_table,
+    merge_results,
     read_results,
     results_document,
     write_results,
@@ -45,6 +46,7 @@ __all__ = [
     "ModelResult", "ParameterError", "Progress", "SIZE_RULES", "SUITES", "Scorer", "TestSet",
     "TestSetResult", "TestSuite", "default_threads", "evaluate", "evaluate_model",
     "evaluate_predictor", "format_table", "inspect_model", "load_suite", "make_convention",
+    "merge_results",
     "open_session", "read_results", "resolve_providers", "results_document",
     "standard_test_sets", "write_results",
 ]

@@ -12,7 +12,7 @@ from typing import Any
 
 from bgbench import __version__
 from bgbench import backgrounds as bgs
-from bgbench.errors import BgbenchError
+from bgbench.errors import BgbenchError, ParameterError
 from bgbench.extended import BACKGROUND_SETS, PHOTOMETRIC_SETS
 from bgbench.fileio import refuse_overwrite, write_json, write_text
 from bgbench.harness.evaluate import ModelResult
@@ -113,6 +113,53 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(doc, dict) or not isinstance(doc.get("models"), list):
         raise BgbenchError(f"{path} has no 'models' list; is it a bgbench results.json?")
     return doc
+
+
+# What several results.json documents must share to be merged: one bgbench, one commit, one
+# set of package versions and one test-set limit, so every merged number was measured the
+# same way.
+MERGE_KEYS = ("bgbench_version", "git_commit", "versions", "limit")
+
+
+def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
+                  force: bool = False) -> tuple[Path, Path]:
+    """Write one results.json and results.csv into ``out_dir`` from several results
+    directories (e.g. one ``bgbench eval`` per model, run in parallel), models in the order
+    given. The documents must agree on ``MERGE_KEYS`` and name no model twice."""
+    if not sources:
+        raise ParameterError("`sources` is empty; name the results directories to merge")
+    docs = [read_results(s) for s in sources]
+    for key in MERGE_KEYS:
+        values = {json.dumps(d.get(key), sort_keys=True) for d in docs}
+        if len(values) > 1:
+            raise BgbenchError(f"the results differ in {key!r} ({', '.join(sorted(values))}): "
+                               "re-evaluate them with one bgbench checkout before merging")
+    models = [m for d in docs for m in d["models"]]
+    seen: set[str] = set()
+    for m in models:
+        if m["model"] in seen:
+            raise BgbenchError(f"model {m['model']} is in more than one of the results; "
+                               "merge each evaluation once")
+        seen.add(m["model"])
+    rows: list[str] = []
+    for source in sources:
+        path = Path(source) / RESULTS_CSV
+        if not path.exists():
+            raise BgbenchError(f"{path} does not exist; re-run `bgbench eval ... --out "
+                               f"{source}`")
+        header, *lines = path.read_text(encoding="utf-8").splitlines()
+        if header != ",".join(CSV_COLUMNS):
+            raise BgbenchError(f"{path} has other columns than this bgbench's results.csv")
+        rows += lines
+    out_dir = Path(out_dir)
+    paths = out_dir / RESULTS_JSON, out_dir / RESULTS_CSV
+    refuse_overwrite(paths, force, parameter="out_dir")
+    merged = {**{k: v for k, v in docs[0].items() if k != "models"},
+              "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "models": models}
+    write_json(paths[0], merged)
+    write_text(paths[1], "\n".join([",".join(CSV_COLUMNS), *rows]) + "\n")
+    return paths
 
 
 def _model_label(entry: dict[str, Any]) -> str:

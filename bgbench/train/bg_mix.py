@@ -4,8 +4,8 @@
 soft output (with probability ``soft_share``), by a random smooth grey field (``grey_share``),
 or keeps it (the rest). A grey field is a ``g x g`` grid of uniform levels in [0, 1] upsampled
 bilinearly to the image size, with ``g`` drawn from ``grids`` per sample (``g = 1`` is a
-constant level). With both shares 0, the default, it returns the binary backgrounds themselves
-and draws nothing from the generator, so training stays bit-identical.
+constant level). With both shares 0 (the ``faithful`` preset) it returns the binary backgrounds
+themselves and draws nothing from the generator.
 
 The shares are chosen on the validation split with ``bgbench score RUN --on val --suite
 extended`` (never on a test set). The grey fields overlap the extended suite's grey,

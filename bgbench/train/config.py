@@ -73,10 +73,10 @@ class TrainOptions:
     soft_share: float = _option(0.0, "stage 3: share of the classifier's backgrounds taken as "
                                 "f_b's soft output instead of a binary sample", minimum=0,
                                 maximum=1)
-    grey_share: float = _option(0.0, "stage 3: share of the classifier's backgrounds replaced "
+    grey_share: float = _option(0.2, "stage 3: share of the classifier's backgrounds replaced "
                                 "by a random smooth grey field (a 1/2/4/8-cell grid of uniform "
                                 "levels, upsampled)", minimum=0, maximum=1)
-    intensity_share: float = _option(0.0, "stage 3: share of the classifier's inputs mapped "
+    intensity_share: float = _option(0.3, "stage 3: share of the classifier's inputs mapped "
                                      "by a random a*x + c onto a sub-interval of [0, 1] at "
                                      "least 0.25 long (contrast, black level, haze)",
                                      minimum=0, maximum=1)
@@ -115,8 +115,8 @@ class TrainOptions:
         return cls(**values)
 
 
-# Options a config.json may lack: these values switch them off, so such a config still
-# describes the run it made.
+# Options a config.json may lack (added after such runs were made), oldest first: these
+# values switch them off, so such a config still describes the run it made.
 OFF_WHEN_ABSENT: dict[str, Any] = {"soft_share": 0.0, "grey_share": 0.0,
                                    "intensity_share": 0.0}
 
@@ -150,16 +150,20 @@ PRESET_CHANGES: dict[str, dict[str, Any]] = {
     # (threshold, dilation like the test protocol's object region), keep clean accuracy (a
     # clean share of each batch), and stop the generator collapsing to one flat grey
     # background (a strong L_BA, binary backgrounds sampled from its output at several
-    # block sizes).
+    # block sizes), and cover grey and smooth backgrounds and whole-image intensity changes
+    # as well as binary ones (20% of stage 3's backgrounds replaced by grey fields, 30% of
+    # its inputs intensity-mapped).
     "quick": {"epochs": 2, "mask_epochs": 1, "adv_epochs": 2, "local_epochs": 1,
               "train_subset": 10000, "val_size": 2000},
     # bgbench's recommended full-scale setting: all the training data, longer stages.
     "full": {},
     # The most faithful reading of the paper: its TV weight, untransformed masks,
-    # composites only, L_BA with weight 1, soft backgrounds.
+    # composites only, L_BA with weight 1, soft backgrounds, no grey fields or intensity
+    # maps.
     "faithful": {"mask_epochs": 3, "mask_lr": 1e-3, "tv_weight": 0.1, "unet_width": 16,
                  "mask_transform": "none", "mask_dilation": 0, "clean_fraction": 0.0,
-                 "bg_weight": 1.0, "bg_sample": "none"},
+                 "bg_weight": 1.0, "bg_sample": "none", "grey_share": 0.0,
+                 "intensity_share": 0.0},
 }
 
 

@@ -5,7 +5,7 @@ clean image of the clean share) becomes ``a*x + c`` with ``a`` uniform in
 ``[MIN_SCALE, 1]`` and ``c`` uniform in ``[0, 1 - a]``: an affine map of ``[0, 1]`` onto a
 random sub-interval of it at least ``MIN_SCALE`` long (a reduced contrast, a raised black
 level, or both, as a haze does). The images stay in ``[0, 1]``, so nothing is clipped. With
-``share`` 0, the default, nothing is drawn and training stays bit-identical.
+``share`` 0 (the ``faithful`` preset) nothing is drawn.
 
 The share is chosen on the validation split with ``bgbench score RUN --on val --suite
 extended``. The maps include the extended suite's haze and contrast maps by design, so its

@@ -1,0 +1,35 @@
+"""``bgbench merge``: several ``bgbench eval`` results directories as one."""
+
+from __future__ import annotations
+
+import argparse
+
+from bgbench.errors import ParameterError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``merge`` subcommand."""
+    p = subparsers.add_parser(
+        "merge", help="merge results directories of separate evaluations into one",
+        description="Write one results.json and results.csv from several `bgbench eval` "
+        "results directories (for example one evaluation per model, run in parallel). They "
+        "must come from one bgbench version, commit and set of package versions, and name "
+        "no model twice; models keep the order the directories are given in.")
+    p.add_argument("sources", nargs="+", metavar="RESULTS_DIR",
+                   help="directories holding results.json and results.csv")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="where the merged results.json and results.csv go")
+    p.add_argument("--force", action="store_true", help="overwrite existing results in DIR")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Merge and say where the result went."""
+    from bgbench.harness.results import merge_results
+
+    try:
+        paths = merge_results(args.sources, args.out, args.force)
+    except ParameterError as err:
+        raise err.for_command_line({"out_dir": "--out", "sources": "RESULTS_DIR"}) from None
+    print(f"merged {len(args.sources)} results into {paths[0]} and {paths[1]}")
+    return 0
