@@ -296,6 +296,66 @@ def extended_table(groups: list[Group]) -> str | None:
     return markdown_table(header, rows)
 
 
+def extended_comparison(groups: list[Group]) -> str | None:
+    """Per dataset (and preset), the extended-suite sets where the proposal's mean is below
+    traditional training's, with both means; None where no dataset has both evaluated."""
+    from bgbench.extended import NAMES
+
+    lines = []
+    for dataset, preset in dict.fromkeys((g.dataset, g.preset) for g in groups):
+        by_method = {g.method: g for g in groups
+                     if (g.dataset, g.preset) == (dataset, preset)}
+        proposal, traditional = by_method.get("proposal"), by_method.get("traditional")
+        if proposal is None or traditional is None:
+            continue
+        means = {}
+        for name in NAMES:
+            ours, theirs = proposal.extended(name), traditional.extended(name)
+            if ours and theirs:
+                means[name] = (statistics.fmean(ours), statistics.fmean(theirs))
+        if not means:
+            continue
+        below = [f"{name} ({a:.1f} vs {b:.1f})" for name, (a, b) in means.items() if a < b]
+        title = f"{DATASET_TITLES.get(dataset, dataset)} ({preset or 'no preset'})"
+        lines.append(f"- {title}: the proposal's mean is below traditional training's on "
+                     + ", ".join(below) if below else
+                     f"- {title}: the proposal's mean is at or above traditional training's on "
+                     f"all {len(means)} extended sets.")
+    return "\n".join(lines) if lines else None
+
+
+def readme_extended(groups: list[Group]) -> str | None:
+    """The README's extended-suite summary: per method and dataset, the background and
+    photometric averages and the worst set, mean over the models evaluated with it; then
+    ``extended_comparison``. None where no model was evaluated with the extended suite."""
+    from bgbench.extended import NAMES
+
+    datasets = [d for d in DATASET_TITLES if any(g.dataset == d for g in groups)]
+    header = ["method"]
+    for d in datasets:
+        header += [f"{DATASET_TITLES[d]}: extended backgrounds", "photometric", "worst set"]
+    rows = []
+    for method, preset in dict.fromkeys((g.method, g.preset) for g in groups):
+        by_dataset = {g.dataset: g for g in groups if (g.method, g.preset) == (method, preset)}
+        if not any(g.extended("background_average") for g in by_dataset.values()):
+            continue
+        row = [_group_title(next(iter(by_dataset.values())), groups, method)]
+        for d in datasets:
+            g = by_dataset.get(d)
+            if g is None or not g.extended("background_average"):
+                row += [MISSING] * 3
+                continue
+            worst = min(NAMES, key=lambda name: statistics.fmean(g.extended(name)))
+            row += [_mean_sd(g.extended("background_average")),
+                    _mean_sd(g.extended("photometric_average")),
+                    f"{worst} {statistics.fmean(g.extended(worst)):.1f}"]
+        rows.append(row)
+    if not rows:
+        return None
+    comparison = extended_comparison(groups)
+    return markdown_table(header, rows) + (f"\n\n{comparison}" if comparison else "")
+
+
 def model_table(entries: list[dict[str, Any]]) -> str:
     """Every model evaluated, one row each, with how it was run; an input size other than the
     paper's 32x32 is shown in bold with its size rule."""
@@ -340,7 +400,11 @@ def readme_results(groups: list[Group]) -> str:
             row += [average + (f" ({paper:.1f})" if paper is not None else "")]
             row += [_mean_sd(g.values(k)) for k in ("clean", "gap", "worst")]
         rows.append(row)
-    return markdown_table(header, rows) + "\n\n" + wall_times(groups)
+    extended = readme_extended(groups)
+    extended_text = ("\n\nbgbench's extended suite (grey, smooth and photometric test sets, "
+                     "docs/extended-suite.md), mean ± sd over the same models:\n\n"
+                     f"{extended}") if extended else ""
+    return markdown_table(header, rows) + extended_text + "\n\n" + wall_times(groups)
 
 
 def with_readme_results(text: str, results: str, source: str = "README.md") -> str:
@@ -634,6 +698,10 @@ def _markdown(entries: list[dict[str, Any]], docs: list[dict[str, Any]],
                "bgbench's own test sets, not the paper's (docs/extended-suite.md): constant grey "
                "levels, ramps and smooth noise behind the object, then brightness, contrast and "
                "haze over the whole image.", "", te, ""]
+        comparison = extended_comparison(groups)
+        if comparison:
+            md += ["Proposal against traditional training, set by set (means over seeds):", "",
+                   comparison, ""]
     md += ["## Every model", "", model_table(entries), ""]
     md += ["## Figures", "", "### The test backgrounds", "",
            "![background gallery](figures/gallery.png)", ""]

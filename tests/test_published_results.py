@@ -2,8 +2,9 @@
 
 ``results/results.json`` holds the full test-set evaluation of every model of the published
 run, with each model file's SHA-256. The ONNX models in ``results/models/`` are evaluated
-again here on the same 10,000 test images of their dataset (clean, the six backgrounds and
-the 20-rate noise sweep), and every count, ``fooled_by_any`` included, must be within
+again here on the same 10,000 test images of their dataset (clean, the six backgrounds, the
+20-rate noise sweep and the ten sets of the extended suite), and every count,
+``fooled_by_any`` included, must be within
 ``COUNT_SLACK`` images of the committed one. The README's results table and
 ``results/report.md`` are rendered again from ``results/results.json`` and must be the
 committed text.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from bgbench.extended import NAMES
 from bgbench.harness import TestSuite, evaluate
 from bgbench.harness.model import file_sha256
 from bgbench.report import (
@@ -58,6 +60,7 @@ def committed_counts(entry: dict) -> dict[str, int]:
     n = entry["n_images"]
     fractions = {**entry["accuracy"],
                  **{f"noise={float(rate)}": acc for rate, acc in entry["noise_sweep"].items()},
+                 **(entry.get("extended_accuracy") or {}),
                  "fooled_by_any": entry["fooled_by_any"]}
     return {name: round(value * n) for name, value in fractions.items()}
 
@@ -84,6 +87,7 @@ def test_models_are_published_with_their_results():
             f"{model.name} is not the file results/results.json was computed from")
         assert full[model.name]["n_images"] == 10_000
         assert len(full[model.name]["noise_sweep"]) == 20
+        assert len(full[model.name]["extended_accuracy"]) == len(NAMES)
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +103,12 @@ def suites() -> dict[str, TestSuite]:
 def test_model_reproduces_its_committed_counts(model, real_data_root, suites):
     entry = _entries()[model.name]
     [result] = evaluate(model, noise_sweep=True, data_root=real_data_root, threads=2,
-                        suites=suites)
+                        suites=suites, suite="extended")
     assert result.test_sets[0].n_images == entry["n_images"]
     got = {t.test_set.label: t.n_correct for t in result.test_sets}
     got["fooled_by_any"] = round(result.fooled_by_any * entry["n_images"])
     want = committed_counts(entry)
-    assert len(got) == len(want) == 1 + 6 + 20 + 1
+    assert len(got) == len(want) == 1 + 6 + 20 + len(NAMES) + 1
     mismatches = count_mismatches(got, want)
     assert not mismatches, f"{model.name} no longer gives results/results.json's counts:\n" + (
         "\n".join(mismatches))

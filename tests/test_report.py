@@ -317,6 +317,33 @@ def test_extended_suite_table_over_seeds(tmp_path):
     assert "## Extended suite" not in report_markdown([tmp_path / "p"])
 
 
+def test_extended_comparison_names_each_set_where_the_proposal_is_below():
+    from bgbench.extended import NAMES
+    from bgbench.report import Group, extended_comparison, readme_extended
+
+    def entry(levels: dict[str, float]) -> dict:
+        accuracy = {name: levels.get(name, 0.9) for name in NAMES}
+        return {"extended_accuracy": accuracy, "extended_background_average": 0.9,
+                "extended_photometric_average": 0.8}
+
+    proposal = Group("mnist", "proposal", "full", [entry({"contrast": 0.97}),
+                                                  entry({"contrast": 0.99})])
+    traditional = Group("mnist", "traditional", "full", [entry({"contrast": 0.985}),
+                                                        entry({"contrast": 0.985})])
+    text = extended_comparison([traditional, proposal])
+    assert text == ("- MNIST (full): the proposal's mean is below traditional training's on "
+                    "contrast (98.0 vs 98.5)")
+    traditional.entries = [entry({"contrast": 0.97})]
+    assert text != extended_comparison([traditional, proposal])
+    assert "at or above traditional training's on all 10 extended sets" in \
+        extended_comparison([traditional, proposal])
+    # Another preset's traditional model is not the comparison.
+    traditional.preset = "quick"
+    assert extended_comparison([traditional, proposal]) is None
+    hazy = Group("mnist", "proposal", "full", [entry({"haze": 0.5}), entry({"haze": 0.6})])
+    assert "| proposal | 90.0 ± 0.0 | 80.0 ± 0.0 | haze 55.0 |" in readme_extended([hazy])
+
+
 def test_run_directories_of_one_name_are_told_apart_by_preset(tmp_path):
     for work, preset in (("a", "faithful"), ("b", "paper")):
         run = tmp_path / work / "mnist-proposal-seed0"
