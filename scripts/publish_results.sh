@@ -8,7 +8,7 @@
 # results table.
 #   bash scripts/publish_results.sh [WORK_DIR [FAITHFUL_WORK_DIR [LADDER_WORK_DIR]]]
 #   (defaults bgbench-full, bgbench-faithful and bgbench-ladder)
-# SEEDS and ABLATION_SEEDS override the seeds (default 0,1,2 and 0).
+# SEEDS and ABLATION_SEEDS override the seeds (default 0,1,2 for both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-bgbench-full}
@@ -17,7 +17,7 @@ ladder=${3:-bgbench-ladder}
 bgbench=.venv/bin/bgbench
 
 $bgbench reproduce --preset full --seeds "${SEEDS:-0,1,2}" \
-  --ablation-seeds "${ABLATION_SEEDS:-0}" --out "$work"
+  --ablation-seeds "${ABLATION_SEEDS:-0,1,2}" --out "$work"
 
 $bgbench reproduce --preset faithful --methods proposal --seeds "${SEEDS:-0,1,2}" \
   --out "$faithful"
