@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Produces the committed results/ folder: the full preset over seeds, the paper's method as
 # written (the faithful preset, proposal only) over seeds, and the ablation ladder's
-# intermediate steps (bgbench/ladder.py, seed 0) (resumable: re-run it and finished work is
+# intermediate steps (bgbench/ladder.py, each at its seeds) (resumable: re-run it and finished work is
 # skipped), then results.json/csv (results/ for full, results/faithful/, results/ladder/),
 # the published ONNX models (proposal and traditional, seed 0, which
 # tests/test_published_results.py re-scores), the report and its figures, and the README's
@@ -24,18 +24,21 @@ $bgbench reproduce --preset faithful --methods proposal --seeds "${SEEDS:-0,1,2}
 
 # The ladder's steps that change a preset's options; its first and last steps are the
 # faithful and full runs above.
-while read -r tag flags; do
-  for dataset in mnist fashion-mnist; do
-    run="$ladder/runs/$dataset-proposal-$tag-seed0"
-    [ -f "$run/done.json" ] && continue
-    resume=(); [ -d "$run" ] && resume=(--resume)
-    # shellcheck disable=SC2086
-    $bgbench train --dataset "$dataset" $flags --seed 0 --out "$run" --quiet "${resume[@]}"
+while read -r tag seeds flags; do
+  for seed in ${seeds//,/ }; do
+    for dataset in mnist fashion-mnist; do
+      run="$ladder/runs/$dataset-proposal-$tag-seed$seed"
+      [ -f "$run/done.json" ] && continue
+      resume=(); [ -d "$run" ] && resume=(--resume)
+      # shellcheck disable=SC2086
+      $bgbench train --dataset "$dataset" $flags --seed "$seed" --out "$run" --quiet \
+        "${resume[@]}"
+    done
   done
 done < <(.venv/bin/python -c "from bgbench.ladder import LADDER
 for step in LADDER:
     if step.changes:
-        print(step.tag, ' '.join(step.flags()))")
+        print(step.tag, ','.join(map(str, step.seeds)), ' '.join(step.flags()))")
 mkdir -p "$ladder/models"
 for run in "$ladder"/runs/*/; do
   model="$ladder/models/$(basename "$run").onnx"

@@ -24,19 +24,21 @@ def test_the_ladder_starts_at_faithful_and_ends_at_full():
     first, last = LADDER[0], LADDER[-1]
     assert (first.preset, first.changes) == ("faithful", {})
     assert (last.preset, last.changes) == ("full", {})
-    # Each step from the faithful preset adds to the one before; the step before `full` is
-    # `full` without its last departure, and adds the clean share to the step before it.
+    # Each step from the faithful preset adds to the one before; the steps from the full
+    # preset each switch off fewer of its departures, and the first of them adds the clean
+    # share to the last faithful one.
     faithful_steps = [s for s in LADDER if s.preset == "faithful"]
     for before, after in zip(faithful_steps[1:-1], faithful_steps[2:], strict=True):
         assert before.changes.items() <= after.changes.items()
-    clean, masks = LADDER[-2], faithful_steps[-1]
-    assert clean.preset == "full"
-    differs = {k for k, v in resolve("full", clean.changes).as_dict().items()
-               if v != resolve("faithful", masks.changes).as_dict()[k]}
-    assert differs == {"clean_fraction"}
-    # The last departure: the options the step before `full` switches off.
+    full_steps = [s for s in LADDER if s.preset == "full"]
+    assert LADDER == (*faithful_steps, *full_steps)
     full = resolve("full").as_dict()
-    assert all(full[k] != v for k, v in clean.changes.items())
+    for before, after in zip(full_steps, full_steps[1:], strict=False):
+        assert after.changes.items() < before.changes.items()
+        assert all(full[k] != v for k, v in before.changes.items())
+    differs = {k for k, v in resolve("full", full_steps[0].changes).as_dict().items()
+               if v != resolve("faithful", faithful_steps[-1].changes).as_dict()[k]}
+    assert differs == {"clean_fraction"}
     assert len({s.options_sha256() for s in LADDER}) == len(LADDER)
 
 
@@ -86,7 +88,7 @@ def test_ladder_table_rows_seed_counts_and_changes():
                entry("mnist", "full", None, 0.98, 0.99)]
     table = ladder_table(entries)
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
-    assert [r[1] for r in rows] == ["2", "1", "0", "0", "1"]
+    assert [r[1] for r in rows] == ["2", "1", "0", "0", "0", "1"]
     assert rows[0][2] == "91.0 ± 1.4" and rows[0][4] == ""
     assert rows[1][2] == "95.0" and rows[1][4] == "+4.0"
     assert rows[2][2] == "–" and rows[3][4] == "–"
