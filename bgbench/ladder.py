@@ -107,5 +107,6 @@ LADDER: tuple[Step, ...] = (
     Step("full", "+ 8 stage-3 epochs instead of 5 (= `full`)", "full",
          "With fewer binary backgrounds per epoch, stage 3 needs longer to reach the binary "
          "backgrounds' accuracy again; three more epochs (about 3 minutes on 2 CPU cores) "
-         "recover most of it and raise the extended suite's accuracy too."),
+         "win back part of it (most of it on Fashion-MNIST) and raise the extended suite's "
+         "accuracy too."),
 )

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Produces the committed results/ folder: the full preset over seeds, the paper's method as
 # written (the faithful preset, proposal only) over seeds, and the ablation ladder's
-# intermediate steps (bgbench/ladder.py, each at its seeds) (resumable: re-run it and finished work is
-# skipped), then results.json/csv (results/ for full, results/faithful/, results/ladder/),
-# the published ONNX models (proposal and traditional, seed 0, which
+# intermediate steps (bgbench/ladder.py, each at its seeds) (resumable: re-run it and
+# finished work is skipped), then results.json/csv (results/ for full, results/faithful/,
+# results/ladder/), the published ONNX models (proposal and traditional, seed 0, which
 # tests/test_published_results.py re-scores), the report and its figures, and the README's
 # results table.
 #   bash scripts/publish_results.sh [WORK_DIR [FAITHFUL_WORK_DIR [LADDER_WORK_DIR]]]
