@@ -375,14 +375,19 @@ def model_table(entries: list[dict[str, Any]]) -> str:
                            *BACKGROUND_NAMES, "average", "fooled", "provider", "img/s"], rows)
 
 
-def readme_results(groups: list[Group]) -> str:
+def readme_results(groups: list[Group], worst_case: WorstCaseResults | None = None) -> str:
     """The README's results: one row per method (and preset) with, per dataset, the
     six-background average (the paper's in brackets), clean accuracy, gap and worst
-    background, mean ± sd over seeds; then the training wall times (Markdown)."""
+    background, mean ± sd over seeds, and with ``worst_case`` the adaptive worst-case
+    accuracy; then the training wall times (Markdown)."""
+    from bgbench.attack.report import readme_cell
+
+    worst_case = worst_case or WorstCaseResults([], [])
     datasets = [d for d in DATASET_TITLES if any(g.dataset == d for g in groups)]
     header = ["method", "seeds"]
     for d in datasets:
         header += [f"{DATASET_TITLES[d]}: six-bg average (paper)", "clean", "gap", "worst bg"]
+        header += ["worst case"] if worst_case.groups else []
     rows = []
     for method, preset in dict.fromkeys((g.method, g.preset) for g in groups):
         by_dataset = {g.dataset: g for g in groups if (g.method, g.preset) == (method, preset)}
@@ -393,12 +398,14 @@ def readme_results(groups: list[Group]) -> str:
         for d in datasets:
             g = by_dataset.get(d)
             if g is None:
-                row += [MISSING] * 4
+                row += [MISSING] * (5 if worst_case.groups else 4)
                 continue
             paper = _paper_average(d, method)
             average = _mean_sd(g.values("average"))
             row += [average + (f" ({paper:.1f})" if paper is not None else "")]
             row += [_mean_sd(g.values(k)) for k in ("clean", "gap", "worst")]
+            if worst_case.groups:
+                row.append(readme_cell(worst_case.find(g)))
         rows.append(row)
     extended = readme_extended(groups)
     extended_text = ("\n\nbgbench's extended suite (grey, smooth and photometric test sets, "
@@ -419,7 +426,8 @@ def with_readme_results(text: str, results: str, source: str = "README.md") -> s
     return f"{text[:start]}\n{results}\n{text[text.index(README_END):]}"
 
 
-def update_readme(readme: str | os.PathLike, results_dirs: list[str | os.PathLike]) -> Path:
+def update_readme(readme: str | os.PathLike, results_dirs: list[str | os.PathLike],
+                  worst_case_dirs: list[str | os.PathLike] = ()) -> Path:
     """Put ``readme_results`` of the results between the markers of ``readme`` (atomically);
     returns the README's path."""
     readme = Path(readme)
@@ -428,8 +436,8 @@ def update_readme(readme: str | os.PathLike, results_dirs: list[str | os.PathLik
     except FileNotFoundError:
         raise BgbenchError(f"{readme} does not exist; pass the README to update") from None
     entries, _ = load_entries(list(results_dirs))
-    write_text(readme, with_readme_results(text, readme_results(group_entries(entries)),
-                                           str(readme)))
+    results = readme_results(group_entries(entries), WorstCaseResults.load(worst_case_dirs))
+    write_text(readme, with_readme_results(text, results, str(readme)))
     return readme
 
 
@@ -484,6 +492,11 @@ _METHOD_COLOURS = dict(zip(METHOD_ORDER, ("tab:gray", "tab:orange", "tab:blue", 
                                           "tab:purple"), strict=True))
 
 
+def method_colour(method: str) -> str | None:
+    """The colour of ``method`` in every figure (None: matplotlib's next one)."""
+    return _METHOD_COLOURS.get(method)
+
+
 def noise_figure(groups: list[Group], path: Path) -> Path | None:
     """Accuracy against noise rate: one panel per dataset, one line per method (mean over
     seeds) with the seeds' min..max as a band; the legend sits outside the panels."""
@@ -501,7 +514,7 @@ def noise_figure(groups: list[Group], path: Path) -> Path | None:
         for g in (g for g in swept if g.dataset == dataset):
             sweep = g.sweep()
             rates = list(sweep)
-            colour = _METHOD_COLOURS.get(g.method)
+            colour = method_colour(g.method)
             label = f"{_group_title(g, groups)} ({len(g.entries)} seed"
             label += "s)" if len(g.entries) > 1 else ")"
             (line,) = ax.plot(rates, [statistics.mean(v) for v in sweep.values()], marker=".",
@@ -609,12 +622,47 @@ def _generator_figure_name(run: str, preset: str | None) -> str:
 
 
 def report_markdown(results_dirs: list[str | os.PathLike],
-                    ladder_dirs: list[str | os.PathLike] = ()) -> str:
+                    ladder_dirs: list[str | os.PathLike] = (),
+                    worst_case_dirs: list[str | os.PathLike] = ()) -> str:
     """The report's Markdown, a function of the results directories alone (figures are
     linked under ``figures/``; ``write_report`` draws them). ``ladder_dirs`` hold the
-    ablation ladder's intermediate models (kept out of the other tables)."""
+    ablation ladder's intermediate models (kept out of the other tables);
+    ``worst_case_dirs`` models evaluated with the worst-case search (``bgbench attack``)."""
     entries, docs = load_entries(list(results_dirs))
-    return _markdown(entries, docs, group_entries(entries), _ladder_entries(entries, ladder_dirs))
+    return _markdown(entries, docs, group_entries(entries), _ladder_entries(entries, ladder_dirs),
+                     WorstCaseResults.load(worst_case_dirs))
+
+
+@dataclass
+class WorstCaseResults:
+    """The groups of models with a worst-case search, from their own results directories."""
+
+    groups: list[Group]
+    docs: list[dict[str, Any]]
+
+    @classmethod
+    def load(cls, dirs: list[str | os.PathLike]) -> WorstCaseResults:
+        """Read ``dirs`` (none: no worst-case results)."""
+        from bgbench.attack.report import searched
+
+        if not dirs:
+            return cls([], [])
+        entries, docs = load_entries(list(dirs))
+        groups = searched(group_entries(entries))
+        if not groups:
+            raise BgbenchError(f"{', '.join(map(str, dirs))} hold no worst-case search; run "
+                               "`bgbench attack` and merge it with `bgbench eval` results")
+        return cls(groups, docs)
+
+    def titles(self) -> dict[int, str]:
+        """Each group's title, with dataset, as the report's other tables write it."""
+        return {id(g): f"{DATASET_TITLES.get(g.dataset, g.dataset)} "
+                       f"{_group_title(g, self.groups)}" for g in self.groups}
+
+    def find(self, group: Group) -> Group | None:
+        """The worst-case group of the same dataset, method and preset as ``group``."""
+        return next((g for g in self.groups if (g.dataset, g.method, g.preset)
+                     == (group.dataset, group.method, group.preset)), None)
 
 
 def _ladder_entries(entries: list[dict[str, Any]],
@@ -651,7 +699,8 @@ def ladder_table(entries: list[dict[str, Any]]) -> str | None:
 
 
 def _markdown(entries: list[dict[str, Any]], docs: list[dict[str, Any]],
-              groups: list[Group], ladder_entries: list[dict[str, Any]]) -> str:
+              groups: list[Group], ladder_entries: list[dict[str, Any]],
+              worst_case: WorstCaseResults) -> str:
     md = ["# bgbench report", ""]
     md.append("Accuracy in %. Where a method has several models (seeds), ours is the mean ± "
               "standard deviation over them and the difference is from the mean. The paper's "
@@ -702,6 +751,10 @@ def _markdown(entries: list[dict[str, Any]], docs: list[dict[str, Any]],
         if comparison:
             md += ["Proposal against traditional training, set by set (means over seeds):", "",
                    comparison, ""]
+    if worst_case.groups:
+        from bgbench.attack.report import section
+
+        md += section(worst_case.groups, worst_case.titles(), worst_case.docs)
     md += ["## Every model", "", model_table(entries), ""]
     md += ["## Figures", "", "### The test backgrounds", "",
            "![background gallery](figures/gallery.png)", ""]
@@ -727,6 +780,7 @@ def write_report(results_dirs: list[str | os.PathLike], out: str | os.PathLike, 
                  runs: list[str | os.PathLike] | None = None, force: bool = False,
                  data_root: str | os.PathLike | None = None,
                  ladder: list[str | os.PathLike] = (),
+                 worst_case: list[str | os.PathLike] = (),
                  note: Callable[[str], None] = _print_note) -> Path:
     """Write ``out`` (``report_markdown``; ``ladder``: its ablation-ladder results
     directories) and its figures; returns the report's path.
@@ -739,10 +793,20 @@ def write_report(results_dirs: list[str | os.PathLike], out: str | os.PathLike, 
     refuse_overwrite(out, force)
     entries, docs = load_entries(list(results_dirs))
     groups = group_entries(entries)
-    text = _markdown(entries, docs, groups, _ladder_entries(entries, ladder))
+    searched = WorstCaseResults.load(worst_case)
+    text = _markdown(entries, docs, groups, _ladder_entries(entries, ladder), searched)
     figures = out.parent / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     noise_figure(groups, figures / "noise_sweep.png")
+    if searched.groups:
+        from bgbench.attack.report import budget_figure, universal_figure
+
+        budget_figure(searched.groups, searched.titles(), figures / "worst_case_budget.png")
+        try:
+            universal_figure(searched.groups, searched.titles(),
+                             figures / "worst_case_universal.png", data_root)
+        except BgbenchError as err:
+            note(f"figures/worst_case_universal.png not drawn ({err})")
     datasets = [d for d in DATASET_TITLES if any(g.dataset == d for g in groups)]
     _, gallery_note = gallery_figure(datasets, figures / "gallery.png", data_root)
     if gallery_note:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from bgbench.paths import add_data_root_argument
 from bgbench.vocab import DATASETS, DEFAULT_SUITE, LAYOUTS, SUITES
@@ -30,6 +31,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "their own). Models may "
         "take 32x32 or 28x28 images as [N,1,S,S], [N,S,S,1], [N,S,S] or [N,S*S], float or "
         "uint8 (docs/onnx-contract.md).")
+    add_model_arguments(p)
+    p.add_argument("--backgrounds", default="all", metavar="all|LIST",
+                   help="comma-separated backgrounds of the paper's six (stripes,board,border,"
+                   "circles,clock,random) or all (default); --suite extended runs whole")
+    p.add_argument("--suite", choices=SUITES, default=DEFAULT_SUITE,
+                   help="paper: the paper's six backgrounds (default); extended: those and "
+                   "bgbench's extended suite of grey, smooth and photometric test sets "
+                   "(docs/extended-suite.md), reported in their own fields and table")
+    p.add_argument("--noise-sweep", action="store_true",
+                   help="also evaluate the random background at the 20 noise rates (Table 2)")
+    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                   help=f"where results.json and results.csv go (default ./{DEFAULT_OUT})")
+    p.add_argument("--force", action="store_true", help="replace existing results in --out")
+    p.set_defaults(func=run)
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The models and how to feed them: the arguments ``eval`` and ``attack`` share."""
     p.add_argument("models", nargs="+", metavar="MODEL.onnx", help="ONNX classifiers")
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="test set for models without bgbench.dataset metadata")
@@ -47,15 +66,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, metavar="N",
                    help="images per onnxruntime call (default 500, or the batch size the "
                    "model's graph fixes)")
-    p.add_argument("--backgrounds", default="all", metavar="all|LIST",
-                   help="comma-separated backgrounds of the paper's six (stripes,board,border,"
-                   "circles,clock,random) or all (default); --suite extended runs whole")
-    p.add_argument("--suite", choices=SUITES, default=DEFAULT_SUITE,
-                   help="paper: the paper's six backgrounds (default); extended: those and "
-                   "bgbench's extended suite of grey, smooth and photometric test sets "
-                   "(docs/extended-suite.md), reported in their own fields and table")
-    p.add_argument("--noise-sweep", action="store_true",
-                   help="also evaluate the random background at the 20 noise rates (Table 2)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="use only the first N test images (quick checks; results say so)")
     p.add_argument("--layout", default="auto", choices=("auto", *LAYOUTS),
@@ -71,13 +81,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output", default=None, metavar="NAME",
                    help="the output holding logits or probabilities [N, classes] (default: the "
                    "only float output of that shape)")
-    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
-                   help=f"where results.json and results.csv go (default ./{DEFAULT_OUT})")
-    p.add_argument("--force", action="store_true", help="replace existing results in --out")
     p.add_argument("--quiet", action="store_true",
                    help="no progress (default: a bar per model on a terminal, else a line)")
     add_data_root_argument(p)
-    p.set_defaults(func=run)
+
+
+def model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``evaluate`` (and ``attack``) from ``add_model_arguments``."""
+    from bgbench.harness import Progress
+
+    return dict(dataset=args.dataset,
+                providers=[p.strip() for p in args.providers.split(",") if p.strip()],
+                provider_options=args.provider_options, threads=args.threads,
+                batch_size=args.batch_size, data_root=args.data_root, limit=args.limit,
+                layout=args.layout, output=args.output, input_scale=args.input_scale,
+                mean=args.mean, std=args.std, progress=Progress(quiet=args.quiet))
 
 
 def parse_backgrounds(text: str) -> list[str] | None:
@@ -97,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate, write the results files, print the table."""
     from bgbench.errors import ParameterError
     from bgbench.fileio import refuse_overwrite
-    from bgbench.harness import Progress, evaluate, format_table, write_results
+    from bgbench.harness import evaluate, format_table, write_results
     from bgbench.harness.results import RESULTS_CSV, RESULTS_JSON, results_document
 
     out = Path(args.out)
@@ -106,16 +124,9 @@ def run(args: argparse.Namespace) -> int:
         refuse_overwrite([out / RESULTS_JSON, out / RESULTS_CSV], args.force, parameter="out_dir")
     except ParameterError as err:
         raise err.for_command_line(FLAGS) from None
-    providers = [p.strip() for p in args.providers.split(",") if p.strip()]
     try:
-        results = evaluate(args.models, dataset=args.dataset,
-                           backgrounds=parse_backgrounds(args.backgrounds),
-                           noise_sweep=args.noise_sweep, suite=args.suite,
-                           providers=providers, provider_options=args.provider_options,
-                           threads=args.threads, batch_size=args.batch_size,
-                           data_root=args.data_root, limit=args.limit, layout=args.layout,
-                           output=args.output, input_scale=args.input_scale, mean=args.mean,
-                           std=args.std, progress=Progress(quiet=args.quiet))
+        results = evaluate(args.models, backgrounds=parse_backgrounds(args.backgrounds),
+                           noise_sweep=args.noise_sweep, suite=args.suite, **model_options(args))
         extra = {"limit": args.limit} if args.limit else None
         json_path, csv_path = write_results(out, results, force=args.force, extra=extra)
     except ParameterError as err:

@@ -27,6 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ladder", nargs="*", default=[], metavar="DIR",
                    help="results folders of the ablation ladder's intermediate models "
                    "(bgbench/ladder.py), shown in their own table and kept out of the others")
+    p.add_argument("--worst-case", nargs="*", default=[], metavar="DIR", dest="worst_case",
+                   help="results folders whose models have a worst-case search (`bgbench "
+                   "attack` merged with `bgbench eval`), shown in the worst-case section and "
+                   "the README's worst-case column")
     p.add_argument("--force", action="store_true", help="replace an existing report")
     p.add_argument("--readme", default=None, metavar="README.md",
                    help="also put the README's results table and training wall times between "
@@ -44,10 +48,12 @@ def run(args: argparse.Namespace) -> int:
     # The README first: its markers are the likelier mistake, and a fixed rerun then also
     # rewrites the report, where the other order would need --force for it.
     if args.readme:
-        print(f"updated the results table in {update_readme(args.readme, args.results)}")
+        path = update_readme(args.readme, args.results, args.worst_case)
+        print(f"updated the results table in {path}")
     try:
         path = write_report(args.results, out, runs=args.runs, force=args.force,
-                            data_root=args.data_root, ladder=args.ladder)
+                            data_root=args.data_root, ladder=args.ladder,
+                            worst_case=args.worst_case)
     except ParameterError as err:
         raise err.for_command_line() from None
     print(f"wrote {path} (figures in {path.parent / 'figures'})")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,8 @@ class ModelResult:
     metadata: dict[str, str] = field(default_factory=dict)
     # Each provider the session used, with the options asked for it.
     provider_options: list[dict[str, object]] = field(default_factory=list)
+    # The worst-case background search (``bgbench.attack``), where it ran.
+    worst_case: Any = None
 
     @property
     def input_size(self) -> int:
@@ -208,17 +210,24 @@ class Scorer:
 
     def predict(self, images_u8: np.ndarray, test_set: TestSet | None = None) -> np.ndarray:
         """Predicted class of each ``uint8 [N, S, S]`` image, as int64 ``[N]``."""
-        where = f"{self.name} on {test_set.label if test_set else 'a batch'}"
         preds = np.empty(images_u8.shape[0], np.int64)
+        for start, logits in self.batches(images_u8, test_set.label if test_set else None):
+            preds[start:start + len(logits)] = logits.argmax(axis=1)
+        return preds
+
+    def batches(self, images_u8: np.ndarray, label: str | None = None
+                ) -> Iterator[tuple[int, np.ndarray]]:
+        """``(start, checked outputs [n, classes])`` for each batch of ``uint8 [N, S, S]``
+        images; ``label`` names what is scored in errors."""
+        where = f"{self.name} on {label or 'a batch'}"
         for start in range(0, images_u8.shape[0], self.batch_size):
             chunk = images_u8[start:start + self.batch_size]
             n = chunk.shape[0]
             if self.fixed_batch is not None and n < self.fixed_batch:
                 blank = np.zeros((self.fixed_batch - n, *chunk.shape[1:]), np.uint8)
                 chunk = np.concatenate([chunk, blank])
-            logits = self._checked(self.run(self.convention.feed(chunk)), chunk.shape[0], where)
-            preds[start:start + n] = logits[:n].argmax(axis=1)
-        return preds
+            yield start, self._checked(self.run(self.convention.feed(chunk)), chunk.shape[0],
+                                       where)[:n]
 
     def _checked(self, output: Any, fed: int, where: str) -> np.ndarray:
         try:
@@ -274,6 +283,19 @@ class Evaluator(Scorer):
         (logits,) = self.session.run([self.info.output_name], {self.info.input_name: batch})
         return logits
 
+    def result(self, test_sets: list[TestSetResult], fooled_by_any: float | None = None,
+               worst_case: Any = None) -> ModelResult:
+        """This model's ``ModelResult`` from what was measured with this evaluator."""
+        info = self.info
+        return ModelResult(model=str(info.path), sha256=info.sha256, dataset=info.dataset,
+                           method=info.method, provider=self.providers[0],
+                           providers=list(self.providers), threads=self.threads,
+                           batch_size=self.batch_size, convention=info.convention,
+                           output=info.output_name, fixed_batch=info.fixed_batch,
+                           test_sets=test_sets, fooled_by_any=fooled_by_any,
+                           metadata=dict(info.metadata), provider_options=self.provider_options,
+                           worst_case=worst_case)
+
 
 def score_all(scorer: Scorer, suite: TestSuite, test_sets: list[TestSet],
               progress: Progress | None = None) -> tuple[list[TestSetResult], float | None]:
@@ -309,14 +331,7 @@ def evaluate_model(info: ModelInfo, suite: TestSuite, test_sets: list[TestSet],
                            f"{suite.dataset}")
     evaluator = Evaluator(info, providers, threads, batch_size)
     results, fooled_by_any = score_all(evaluator, suite, test_sets, progress)
-    result = ModelResult(model=str(info.path), sha256=info.sha256, dataset=info.dataset,
-                         method=info.method, provider=evaluator.providers[0],
-                         providers=list(evaluator.providers), threads=threads,
-                         batch_size=evaluator.batch_size, convention=info.convention,
-                         output=info.output_name, fixed_batch=info.fixed_batch,
-                         test_sets=results, fooled_by_any=fooled_by_any,
-                         metadata=dict(info.metadata),
-                         provider_options=evaluator.provider_options)
+    result = evaluator.result(results, fooled_by_any)
     if progress is not None:
         progress.done(result)
     return result
@@ -344,29 +359,64 @@ def evaluate(models: list[str | os.PathLike] | str | os.PathLike, *, dataset: st
     execution providers (``providers.resolve_providers``); ``progress`` reports each model as
     it runs.
     """
-    from bgbench.harness.testsets import load_suite, standard_test_sets
+    from bgbench.harness.testsets import standard_test_sets
 
-    paths = [models] if isinstance(models, (str, os.PathLike)) else list(models)
-    if not paths:
-        raise BgbenchError("no model given; pass one or more .onnx files")
-    check_positive("threads", threads)
-    check_positive("batch_size", batch_size)
-    check_positive("limit", limit)
-    threads = default_threads() if threads is None else threads
-    full_providers = resolve_providers(list(providers), list(provider_options))
     test_sets = standard_test_sets(backgrounds, noise_sweep, suite)
-    infos = [inspect_model(Path(p), dataset, layout=layout, output=output,
-                           input_scale=input_scale, mean=mean, std=std) for p in paths]
-    for info in infos:
-        if batch_size is not None:
-            check_batch_size(str(info.path), batch_size, info.fixed_batch)
-    suites = {} if suites is None else suites
+    plan = ModelPlan.check(models, dataset=dataset, providers=providers,
+                           provider_options=provider_options, threads=threads,
+                           batch_size=batch_size, data_root=data_root, limit=limit,
+                           layout=layout, output=output, input_scale=input_scale, mean=mean,
+                           std=std, suites=suites)
     results = []
-    for info in infos:
-        if info.dataset not in suites:
-            suites[info.dataset] = load_suite(info.dataset, data_root, limit, threads)
-        test_suite = suites[info.dataset]
+    for info, test_suite in plan.suites():
         test_suite.build(test_sets, info.input_size)
-        results.append(evaluate_model(info, test_suite, test_sets, full_providers, threads,
-                                      batch_size, progress))
+        results.append(evaluate_model(info, test_suite, test_sets, plan.providers,
+                                      plan.threads, batch_size, progress))
     return results
+
+
+@dataclass
+class ModelPlan:
+    """ONNX models checked before any is run, with the providers, threads and test suites
+    they will be scored with (``evaluate`` and the worst-case search share it)."""
+
+    infos: list[ModelInfo]
+    providers: Resolved
+    threads: int
+    data_root: str | os.PathLike | None
+    limit: int | None
+    test_suites: dict[str, TestSuite]
+
+    @classmethod
+    def check(cls, models: list[str | os.PathLike] | str | os.PathLike, *,
+              dataset: str | None, providers: list[str] | tuple[str, ...],
+              provider_options: list[str] | tuple[str, ...], threads: int | None,
+              batch_size: int | None, data_root: str | os.PathLike | None, limit: int | None,
+              layout: str, output: str | None, input_scale: float | None, mean: float | None,
+              std: float | None, suites: dict[str, TestSuite] | None) -> ModelPlan:
+        """Check every argument and model (see ``evaluate``); nothing is run yet."""
+        paths = [models] if isinstance(models, (str, os.PathLike)) else list(models)
+        if not paths:
+            raise BgbenchError("no model given; pass one or more .onnx files")
+        check_positive("threads", threads)
+        check_positive("batch_size", batch_size)
+        check_positive("limit", limit)
+        threads = default_threads() if threads is None else threads
+        full_providers = resolve_providers(list(providers), list(provider_options))
+        infos = [inspect_model(Path(p), dataset, layout=layout, output=output,
+                               input_scale=input_scale, mean=mean, std=std) for p in paths]
+        for info in infos:
+            if batch_size is not None:
+                check_batch_size(str(info.path), batch_size, info.fixed_batch)
+        return cls(infos, full_providers, threads, data_root, limit,
+                   {} if suites is None else suites)
+
+    def suites(self) -> Iterator[tuple[ModelInfo, TestSuite]]:
+        """Each model with its dataset's test suite, loaded on first use and shared."""
+        from bgbench.harness.testsets import load_suite
+
+        for info in self.infos:
+            if info.dataset not in self.test_suites:
+                self.test_suites[info.dataset] = load_suite(info.dataset, self.data_root,
+                                                            self.limit, self.threads)
+            yield info, self.test_suites[info.dataset]

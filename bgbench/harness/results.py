@@ -53,6 +53,7 @@ def model_to_json(result: ModelResult) -> dict[str, Any]:
         "extended_photometric_average": result.extended_photometric_average,
         "images_per_second": result.images_per_second,
         "metadata": result.metadata,
+        **({} if result.worst_case is None else {"worst_case": result.worst_case.to_json()}),
     }
 
 
@@ -84,6 +85,12 @@ def csv_text(results: list[ModelResult]) -> str:
                              "" if t.test_set.parameter is None else t.test_set.parameter,
                              t.n_images, t.n_correct, repr(t.accuracy), f"{t.seconds:.6f}",
                              r.provider, r.input_size, r.size_rule])
+        if r.worst_case is not None:
+            for suite, name, parameter, n_images, n_correct in r.worst_case.csv_rows():
+                writer.writerow([r.model, r.dataset, r.method, suite, name, parameter, n_images,
+                                 n_correct, repr(n_correct / n_images),
+                                 f"{r.worst_case.seconds:.6f}", r.provider, r.input_size,
+                                 r.size_rule])
     return buffer.getvalue()
 
 
@@ -134,14 +141,12 @@ def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
         if len(values) > 1:
             raise BgbenchError(f"the results differ in {key!r} ({', '.join(sorted(values))}): "
                                "re-evaluate them with one bgbench checkout before merging")
-    models = [m for d in docs for m in d["models"]]
-    seen: set[str] = set()
-    for m in models:
-        if m["model"] in seen:
-            raise BgbenchError(f"model {m['model']} is in more than one of the results; "
-                               "merge each evaluation once")
-        seen.add(m["model"])
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for m in (m for d in docs for m in d["models"]):
+        grouped.setdefault(m["model"], []).append(m)
+    models = [_join(entries) for entries in grouped.values()]
     rows: list[str] = []
+    seen_rows: set[tuple[str, ...]] = set()
     for source in sources:
         path = Path(source) / RESULTS_CSV
         if not path.exists():
@@ -150,7 +155,12 @@ def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
         header, *lines = path.read_text(encoding="utf-8").splitlines()
         if header != ",".join(CSV_COLUMNS):
             raise BgbenchError(f"{path} has other columns than this bgbench's results.csv")
-        rows += lines
+        for line, row in zip(lines, csv.reader(lines), strict=True):
+            # A joined model's clean row is in both its evaluation and its search.
+            key = tuple(row[:6])
+            if key not in seen_rows:
+                seen_rows.add(key)
+                rows.append(line)
     out_dir = Path(out_dir)
     paths = out_dir / RESULTS_JSON, out_dir / RESULTS_CSV
     refuse_overwrite(paths, force, parameter="out_dir")
@@ -160,6 +170,33 @@ def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
     write_json(paths[0], merged)
     write_text(paths[1], "\n".join([",".join(CSV_COLUMNS), *rows]) + "\n")
     return paths
+
+
+# What must agree between a model's evaluation and its worst-case search to join them.
+_JOIN_KEYS = ("sha256", "dataset", "input_size", "size_rule", "input", "output", "n_images")
+
+
+def _join(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One model's entry from its entries in several results: an evaluation and a
+    worst-case search (``bgbench attack``) of the same file on the same images join."""
+    if len(entries) == 1:
+        return entries[0]
+    searches = [e for e in entries if "worst_case" in e]
+    evaluations = [e for e in entries if "worst_case" not in e]
+    name = entries[0]["model"]
+    if len(entries) != 2 or len(searches) != 1:
+        raise BgbenchError(f"model {name} is in more than one of the results; merge each "
+                           "evaluation once (an evaluation and one `bgbench attack` of a "
+                           "model may be merged together)")
+    (search,), (evaluation,) = searches, evaluations
+    for key in _JOIN_KEYS:
+        if search.get(key) != evaluation.get(key):
+            raise BgbenchError(f"model {name}: its evaluation and its worst-case search "
+                               f"differ in {key!r}; run both on the same file and images")
+    if search["accuracy"].get(CLEAN) != evaluation["accuracy"].get(CLEAN):
+        raise BgbenchError(f"model {name}: clean accuracy differs between its evaluation and "
+                           "its worst-case search; they did not see the same model or inputs")
+    return {**evaluation, "worst_case": search["worst_case"]}
 
 
 def _model_label(entry: dict[str, Any]) -> str:

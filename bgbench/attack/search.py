@@ -1,0 +1,318 @@
+"""The worst-case background search of one classifier (protocol ``PROTOCOL``).
+
+Given a ``Scorer`` (any model, any input convention) and a ``TestSuite`` at the model's
+input size, with a budget of ``B`` background queries per image:
+
+- **pool**: the seeded pool's ``B`` members (``members.pool``, the same for every model) are
+  composited behind every image and scored once each;
+- **universal**: the one pool member that leaves the fewest images right;
+- **worst-of-k**: the images right on clean and on every one of the pool's first ``k``
+  members, for ``k`` in ``CURVE`` (those up to ``B``) and ``B``;
+- **adaptive**: a sequential attacker with memory. Images are attacked in chunks of
+  ``CHUNK`` in dataset order. Each image first gets ``ceil(EXPLORE_SHARE * B)`` backgrounds:
+  those that fooled the most images of earlier chunks (the library), after at least
+  ``POOL_FLOOR`` of the pool's first members (the first chunk: the pool's first members
+  only); then local moves (``members.move``) from the ``ELITE`` backgrounds with the lowest
+  margin for that image (true class output minus the largest other), one query a move,
+  until it is fooled or has used ``B`` queries. Every background that fools an image joins
+  the library. An image right on clean and never fooled counts as right.
+
+An image is right when the argmax of the model's output is its label. Queries are counted per
+image, as an attacker that stops at its first success would spend them; the library costs no
+query beyond those. The constants were chosen on training-split images, never test images.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bgbench.attack import families as fams
+from bgbench.attack import members as mem
+from bgbench.harness.evaluate import Scorer
+from bgbench.harness.params import ParameterError
+from bgbench.harness.progress import Progress
+from bgbench.harness.testsets import TestSuite
+
+PROTOCOL = "bgbench-worst-case-1"
+SUITE = "worst-case"
+DEFAULT_BUDGET = 100
+DEFAULT_SEED = 0
+CURVE: tuple[int, ...] = (1, 10, 100)
+EXPLORE_SHARE = 0.3
+ELITE = 4
+# Images attacked together; the library learnt from earlier chunks guides later ones.
+CHUNK = 250
+# Pool members every chunk still tries first, however long the library.
+POOL_FLOOR = 5
+EXAMPLES = 8
+
+
+@dataclass
+class WorstCase:
+    """Counts of images right under each search, for one model; ``correct`` holds the
+    per-image outcome of each (``bool [N]``, keyed ``universal``, ``worst-of-K``,
+    ``adaptive``)."""
+
+    budget: int
+    seed: int
+    n_images: int
+    clean: int
+    universal: dict[str, Any]
+    worst_of_k: dict[int, int]
+    adaptive: int
+    per_family: dict[str, dict[str, Any]]
+    queries: dict[str, float]
+    seconds: float
+    clean_seconds: float
+    correct: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def accuracy(self, n_correct: int) -> float:
+        """A count as a share of the test images."""
+        return n_correct / self.n_images
+
+    @property
+    def adaptive_accuracy(self) -> float:
+        """Share of images right on clean and under every background the adaptive search tried."""
+        return self.accuracy(self.adaptive)
+
+    @property
+    def universal_accuracy(self) -> float:
+        """Share of images right under the pool's single worst background."""
+        return self.accuracy(self.universal["n_correct"])
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``worst_case`` object of results.json (docs/results-schema.md)."""
+        return {
+            "protocol": PROTOCOL,
+            "budget": self.budget,
+            "seed": self.seed,
+            "n_images": self.n_images,
+            "families": list(fams.NAMES),
+            "clean_accuracy": self.accuracy(self.clean),
+            "universal_accuracy": self.universal_accuracy,
+            "universal": {**self.universal, "accuracy": self.universal_accuracy},
+            "worst_of_k": {str(k): self.accuracy(v) for k, v in self.worst_of_k.items()},
+            "adaptive_accuracy": self.adaptive_accuracy,
+            "n_correct": {"clean": self.clean, "universal": self.universal["n_correct"],
+                          **{f"worst-of-{k}": v for k, v in self.worst_of_k.items()},
+                          "adaptive": self.adaptive},
+            "per_family": self.per_family,
+            "queries": self.queries,
+            "seconds": self.seconds,
+        }
+
+
+    def csv_rows(self) -> list[tuple[str, str, int | str, int, int]]:
+        """``(suite, test_set, parameter, n_images, n_correct)`` per results.csv row: the
+        universal background, each worst-of-k, the adaptive search, each family's pool."""
+        rows: list[tuple[str, str, int | str, int, int]] = [
+            (SUITE, "universal", "", self.n_images, self.universal["n_correct"])]
+        rows += [(SUITE, "worst-of-k", k, self.n_images, v) for k, v in self.worst_of_k.items()]
+        rows.append((SUITE, "adaptive", "", self.n_images, self.adaptive))
+        rows += [(SUITE, f"family:{name}", "", self.n_images, f["worst_of_pool_n_correct"])
+                 for name, f in self.per_family.items()]
+        return rows
+
+
+def check_budget(budget: int) -> None:
+    """The budget must be an integer of at least 2 (one pool member and one move)."""
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 2:
+        raise ParameterError("budget", "must be an integer of at least 2 (background "
+                             "queries per image)", budget)
+
+
+def curve(budget: int) -> tuple[int, ...]:
+    """The ``k`` of the worst-of-k curve: ``CURVE`` up to the budget, and the budget."""
+    return tuple(sorted({k for k in CURVE if k <= budget} | {budget}))
+
+
+def _score(scorer: Scorer, images: np.ndarray, labels: np.ndarray, label: str
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: right (``bool``) and margin (``float32``: the true class's output minus the
+    largest other) of ``uint8 [n, S, S]`` composites."""
+    correct = np.empty(len(images), bool)
+    margin = np.empty(len(images), np.float32)
+    for start, out in scorer.batches(images, label):
+        rows = np.arange(len(out))
+        y = labels[start:start + len(out)]
+        true = out[rows, y].astype(np.float32)
+        others = out.astype(np.float32)
+        others[rows, y] = -np.inf
+        correct[start:start + len(out)] = out.argmax(axis=1) == y
+        margin[start:start + len(out)] = true - others.max(axis=1)
+    return correct, margin
+
+
+def _per_family(pool: mem.Members, pool_correct: np.ndarray, clean: np.ndarray
+                ) -> dict[str, dict[str, Any]]:
+    out = {}
+    for f, name in enumerate(fams.NAMES):
+        rows = np.flatnonzero(pool.family == f)
+        if not len(rows):
+            continue
+        counts = pool_correct[rows].sum(axis=1)
+        worst = int(rows[np.argmin(counts)])
+        out[name] = {"n_backgrounds": len(rows),
+                     "universal": {**pool.describe(worst),
+                                   "n_correct": int(pool_correct[worst].sum())},
+                     "worst_of_pool_n_correct": int((clean & pool_correct[rows].all(axis=0)).sum()),
+                     "trained_by": fams.FAMILIES[name].trained_by}
+    return out
+
+
+def search(scorer: Scorer, suite: TestSuite, budget: int = DEFAULT_BUDGET,
+           seed: int = DEFAULT_SEED, progress: Progress | None = None) -> WorstCase:
+    """Run the three searches on every image of ``suite`` at ``scorer``'s input size."""
+    check_budget(budget)
+    start_time = time.perf_counter()
+    size = scorer.convention.size
+    images, mask, labels = suite.images_at(size), suite.object_mask(size), suite.labels
+    n = len(suite)
+    clean, _ = _score(scorer, images, labels, "clean")
+    clean_seconds = time.perf_counter() - start_time
+    pool = mem.pool(seed, size, budget)
+    pool_correct = np.empty((budget, n), bool)
+    pool_margin = np.empty((budget, n), np.float32)
+    progress = progress or Progress(quiet=True)
+    for j in progress.over(f"{scorer.name} (pool)", list(range(budget))):
+        composite = np.where(mask, images, pool.bytes[j][None])
+        pool_correct[j], pool_margin[j] = _score(scorer, composite, labels, f"pool member {j}")
+
+    correct: dict[str, np.ndarray] = {}
+    worst_of_k = {}
+    for k in curve(budget):
+        correct[f"worst-of-{k}"] = clean & pool_correct[:k].all(axis=0)
+        worst_of_k[k] = int(correct[f"worst-of-{k}"].sum())
+    counts = pool_correct.sum(axis=1)
+    worst = int(np.argmin(counts))
+    correct["universal"] = pool_correct[worst]
+    fooled = np.flatnonzero(clean & ~pool_correct[worst])[:EXAMPLES]
+    universal = {**pool.describe(worst), "pool_index": worst, "n_correct": int(counts[worst]),
+                 "fooled_examples": [int(i) for i in fooled]}
+
+    right, queries = _adaptive(scorer, images, mask, labels, clean, pool, pool_correct,
+                               pool_margin, budget, seed, progress)
+    correct["adaptive"] = right
+    attacked = queries[clean]
+    return WorstCase(
+        budget=budget, seed=seed, n_images=n, clean=int(clean.sum()), universal=universal,
+        worst_of_k=worst_of_k, adaptive=int(right.sum()),
+        per_family=_per_family(pool, pool_correct, clean),
+        queries={"clean": n, "pool": n * budget, "adaptive": int(queries.sum()),
+                 "adaptive_per_image_mean": float(attacked.mean()) if len(attacked) else 0.0,
+                 "adaptive_per_image_max": int(queries.max()) if n else 0},
+        seconds=time.perf_counter() - start_time, clean_seconds=clean_seconds, correct=correct)
+
+
+class Library:
+    """The backgrounds that fooled an image so far, with how many images each fooled: what
+    a sequential attacker remembers from the images it has attacked."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[int, ...], int] = {}
+        self.members: dict[tuple[int, ...], tuple[int, np.ndarray, np.ndarray]] = {}
+
+    def add(self, members: mem.Members) -> None:
+        """Count one fooled image for each of ``members``."""
+        for i in range(len(members)):
+            key = (int(members.family[i]), *map(int, members.params[i]))
+            self.counts[key] = self.counts.get(key, 0) + 1
+            self.members.setdefault(key, (key[0], members.params[i], members.bytes[i]))
+
+    def best(self, count: int) -> mem.Members | None:
+        """The ``count`` members that fooled the most images (first found first on ties)."""
+        keys = sorted(self.counts, key=lambda k: -self.counts[k])[:count]
+        if not keys:
+            return None
+        family, params, backgrounds = zip(*(self.members[k] for k in keys), strict=True)
+        return mem.Members(np.array(family, np.int64), np.stack(params), np.stack(backgrounds))
+
+
+def _adaptive(scorer: Scorer, images: np.ndarray, mask: np.ndarray, labels: np.ndarray,
+              clean: np.ndarray, pool: mem.Members, pool_correct: np.ndarray,
+              pool_margin: np.ndarray, budget: int, seed: int, progress: Progress
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: right after the adaptive search, and the queries it spent.
+
+    Images are attacked in chunks of ``CHUNK`` in dataset order. A chunk first tries the
+    ``explore`` backgrounds that fooled the most images of the chunks before it (the
+    library; the pool's first members where the library is short), then moves locally.
+    """
+    explore = min(budget - 1, math.ceil(EXPLORE_SHARE * budget))
+    right = np.zeros(len(images), bool)
+    queries = np.zeros(len(images), np.int64)
+    library = Library()
+    chunks = [np.arange(a, min(a + CHUNK, len(images))) for a in range(0, len(images), CHUNK)]
+    for chunk in progress.over(f"{scorer.name} (adaptive)", chunks):
+        known = library.best(explore - POOL_FLOOR) if len(library.counts) else None
+        n_known = 0 if known is None else len(known)
+        n_pool = explore - n_known
+        correct = np.empty((explore, len(chunk)), bool)
+        margin = np.empty((explore, len(chunk)), np.float32)
+        correct[:n_pool], margin[:n_pool] = pool_correct[:n_pool, chunk], pool_margin[:n_pool, chunk]
+        for j in range(n_known):
+            composite = np.where(mask[chunk], images[chunk], known.bytes[j][None])
+            correct[n_pool + j], margin[n_pool + j] = _score(scorer, composite, labels[chunk],
+                                                             f"library member {j}")
+        tried = pool.take(slice(0, n_pool)) if known is None else _concat(
+            pool.take(slice(0, n_pool)), known)
+        fooled = ~correct
+        ever = fooled.any(axis=0)
+        first = np.where(ever, fooled.argmax(axis=0) + 1, explore)
+        queries[chunk] = np.where(clean[chunk], first, 0)
+        hit = clean[chunk] & ever
+        library.add(tried.take(fooled.argmax(axis=0)[hit]))
+        alive = clean[chunk] & ~ever
+        found = _local_search(scorer, images, mask, labels, chunk, alive, tried, margin,
+                              budget - explore, seed, queries)
+        library.add(found)
+        right[chunk] = alive
+    return right, queries
+
+
+def _concat(a: mem.Members, b: mem.Members) -> mem.Members:
+    return mem.Members(np.concatenate([a.family, b.family]), np.concatenate([a.params, b.params]),
+                       np.concatenate([a.bytes, b.bytes]))
+
+
+def _local_search(scorer: Scorer, images: np.ndarray, mask: np.ndarray, labels: np.ndarray,
+                  chunk: np.ndarray, alive: np.ndarray, tried: mem.Members, margin: np.ndarray,
+                  steps: int, seed: int, queries: np.ndarray) -> mem.Members:
+    """Local moves for the images of ``chunk`` still right (``alive``, updated in place),
+    from the ``ELITE`` tried members with the lowest margin for each, one query a move;
+    returns the members that fooled an image."""
+    elite = min(ELITE, len(tried))
+    order = np.argsort(margin, axis=0, kind="stable")[:elite]  # [E, chunk]
+    family, params = tried.family[order], tried.params[order]
+    backgrounds = tried.bytes[order]
+    best = np.take_along_axis(margin, order, axis=0)
+    found = []
+    for step in range(steps):
+        pos = np.flatnonzero(alive)
+        if not len(pos):
+            break
+        slot = step % elite
+        idx = chunk[pos]
+        parents = mem.Members(family[slot, pos], params[slot, pos], backgrounds[slot, pos])
+        children = mem.move(parents, mem.stream_keys(seed, step, idx, 0), images.shape[-1])
+        composite = np.where(mask[idx], images[idx], children.bytes)
+        right, m = _score(scorer, composite, labels[idx], f"adaptive step {step}")
+        queries[idx] += 1
+        alive[pos[~right]] = False
+        found.append(children.take(~right))
+        better = right & (m < best[slot, pos])
+        rows = pos[better]
+        family[slot, rows] = children.family[better]
+        params[slot, rows] = children.params[better]
+        backgrounds[slot, rows] = children.bytes[better]
+        best[slot, rows] = m[better]
+    if not found:
+        return tried.take(slice(0, 0))
+    return mem.Members(np.concatenate([f.family for f in found]),
+                       np.concatenate([f.params for f in found]),
+                       np.concatenate([f.bytes for f in found]))
