@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,7 @@ from bgbench.bench._common import check_targets
 
 
 def test_registry_lists_benchmarks_not_helpers():
-    assert bench.available() == ["core", "harness", "op", "train"]
+    assert bench.available() == ["attack", "core", "harness", "op", "train"]
 
 
 def test_check_targets_counts_misses_and_skips_unmeasured(capsys):
@@ -47,3 +48,14 @@ def test_harness_benchmark_exits_nonzero_over_budget(monkeypatch, capsys):
     monkeypatch.setattr(harness, "OVERHEAD_LIMIT", -1.0)  # any overhead is over
     assert harness.main(["--images", "64", "--repeats", "1", "--threads", "1"]) == 1
     assert "(OVER the -100% budget)" in capsys.readouterr().out
+
+
+@pytest.mark.realdata
+def test_attack_benchmark_reports_the_ratio(monkeypatch, capsys, real_data_root):
+    from bgbench.bench import attack
+
+    monkeypatch.setattr(attack, "RATIO_TARGET", 1e9)  # no search is that fast
+    published = Path(__file__).resolve().parents[1] / attack.DEFAULT_MODEL
+    assert attack.main(["--model", str(published), "--images", "60", "--budget", "4",
+                        "--rounds", "1", "--threads", "1"]) == 1
+    assert "ratio search / eval" in capsys.readouterr().out
