@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from bgbench import __version__
 from bgbench import backgrounds as bgs
 from bgbench.errors import BgbenchError, ParameterError
 from bgbench.extended import BACKGROUND_SETS, PHOTOMETRIC_SETS
-from bgbench.fileio import refuse_overwrite, write_json, write_text
+from bgbench.fileio import refuse_overwrite, write_text
 from bgbench.harness.bits import CORRECT_FILE, ModelBits, read_bits, write_bits
 from bgbench.harness.evaluate import ModelResult, TestSetResult
 from bgbench.harness.stats import wilson
@@ -72,6 +73,21 @@ def model_to_json(result: ModelResult) -> dict[str, Any]:
         "images_per_second": result.images_per_second,
         "metadata": result.metadata,
     }
+
+
+# A JSON array holding no array or object: its items are put on one line.
+_FLAT_ARRAY = re.compile(r"\[[^\[\]{}]*\]")
+
+
+def json_text(doc: dict[str, Any]) -> str:
+    """``doc`` as indented JSON, with each array of plain values (a confusion matrix's row,
+    per-class accuracies) on one line, so the measures do not take a line per number."""
+    def one_line(match: re.Match[str]) -> str:
+        # Only the newlines and indentation between items go: JSON strings hold no newline.
+        return re.sub(r"\n\s*\]", "]", re.sub(r"\[\n\s*", "[", re.sub(r",\n\s*", ", ",
+                                                                     match.group())))
+
+    return _FLAT_ARRAY.sub(one_line, json.dumps(doc, indent=2)) + "\n"
 
 
 def _ci(low_high: tuple[float, float]) -> dict[str, float]:
@@ -172,7 +188,7 @@ def write_results(out_dir: str | os.PathLike, results: list[ModelResult], force:
     refuse_overwrite([*paths, bits_file], force, parameter="out_dir")
     limit = (extra or {}).get("limit")
     bits = [b for b in (bits_of(r, limit) for r in results) if b.sets]
-    write_json(paths[0], results_document(results, extra))
+    write_text(paths[0], json_text(results_document(results, extra)))
     write_text(paths[1], csv_text(results))
     _write_or_remove_bits(out_dir, bits)
     return paths
@@ -239,7 +255,7 @@ def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
     merged = {**{k: v for k, v in docs[0].items() if k != "models"},
               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "models": [{**m, "intervals": entry_intervals(m)} for m in models]}
-    write_json(paths[0], merged)
+    write_text(paths[0], json_text(merged))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
