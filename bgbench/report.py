@@ -859,15 +859,15 @@ def paired_comparisons(groups: list[Group], bits: dict[tuple[str, str | None], A
                     continue
                 title = (f"{DATASET_TITLES.get(dataset, dataset)} {_group_title(group, groups)}"
                          f" − {_method_title(baseline)}")
-                found = False
+                missing = []
                 others = {_seed(e): e for e in other.entries}
                 for e in group.entries:
                     o = others.get(_seed(e))
                     a = bits.get((e["model"], e.get("sha256")))
                     b = bits.get((o["model"], o.get("sha256"))) if o else None
                     if a is None or b is None:
+                        missing.append(f"seed {_seed(e)}")
                         continue
-                    found = True
                     label = f"{title}, seed {_seed(e)}"
                     try:
                         paired = {p.label: p for p in pair(a, b)}
@@ -878,8 +878,10 @@ def paired_comparisons(groups: list[Group], bits: dict[tuple[str, str | None], A
                         f"{100 * p.difference:+.1f}{'*' if p.significant else ''}"
                         if (p := paired.get(c)) else MISSING for c in header[1:8]]
                         + [f"{sum(p.significant for p in paired.values())} of {len(paired)}"])
-                if not found:
+                if len(missing) == len(group.entries):
                     unpaired.append(title)
+                elif missing:
+                    unpaired.append(f"{title} ({', '.join(missing)})")
     lines = []
     if rows:
         lines += [markdown_table(header, rows), "",

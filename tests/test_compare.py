@@ -169,3 +169,23 @@ def test_a_set_added_by_another_command_is_paired_too(tmp_path, suite):
     assert paired[-1].label == "worst-case/adaptive"
     write_bits(tmp_path / "copy", bits.values())
     assert set(read_bits(tmp_path / "copy")) == set(bits)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_a_stored_model_against_one_evaluated_now_on_its_sets_and_limit(real_data_root, tmp_path,
+                                                                        capsys):
+    a, b = MODELS / "fashion-mnist-proposal-seed0.onnx", MODELS / "fashion-mnist-traditional-seed0.onnx"
+    assert main(["eval", str(a), "--backgrounds", "clock,border", "--limit", "120", "--threads",
+                 "1", "--out", str(tmp_path / "r"), "--quiet", "--data-root",
+                 str(real_data_root)]) == 0
+    capsys.readouterr()
+    doc = run_json(capsys, a.name, b, "--results", tmp_path / "r", "--threads", 1,
+                   "--data-root", real_data_root)
+    assert (doc["a"]["source"], doc["b"]["source"]) == (f"stored in {tmp_path / 'r'}",
+                                                        "evaluated now")
+    assert [s["label"] for s in doc["sets"]] == ["clean", "clock", "border"]
+    assert doc["limit"] == 120 and doc["n_images"] == 120
+    assert main(["compare", a.name, str(b), "--results", str(tmp_path / "r"), "--limit", "60",
+                 "--threads", "1", "--data-root", str(real_data_root)]) == 1
+    assert "different test-image limits (120 and 60)" in capsys.readouterr().err
