@@ -108,10 +108,12 @@ class Group:
 
 def load_entries(results_dirs: list[str | os.PathLike]) -> tuple[list[dict[str, Any]],
                                                                   list[dict[str, Any]]]:
-    """Model entries of every results.json (a model evaluated twice counts once), and docs."""
+    """Model entries of every results.json (a model evaluated twice counts once: the first,
+    unless only a later one has the measures of ``bgbench.harness.measures``, which then takes
+    the first's place), and docs."""
     from bgbench.harness.results import read_results
 
-    docs, entries, seen = [], [], set()
+    docs, entries, seen = [], [], {}
     for d in results_dirs:
         doc = read_results(d)
         docs.append(doc | {"path": str(Path(d))})
@@ -119,8 +121,10 @@ def load_entries(results_dirs: list[str | os.PathLike]) -> tuple[list[dict[str, 
             key = (e.get("sha256"), e.get("dataset"), tuple(sorted(e["accuracy"])),
                    bool(e.get("noise_sweep")))
             if key not in seen:
-                seen.add(key)
+                seen[key] = len(entries)
                 entries.append(e)
+            elif e.get("measures") and not entries[seen[key]].get("measures"):
+                entries[seen[key]] = e
     if not entries:
         raise BgbenchError("the results hold no models; run `bgbench eval MODEL.onnx` first")
     return entries, docs
@@ -825,22 +829,27 @@ def spread_table(groups: list[Group]) -> str:
     return markdown_table(["model", *SPREAD_COLUMNS], rows)
 
 
-def load_bits(docs: list[dict[str, Any]]) -> dict[tuple[str, str | None], Any]:
-    """Per-image results of the documents' directories, by (model path, SHA-256)."""
+def load_bits(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-image results of the documents' directories, by the model file's SHA-256 (its
+    path where it has none), so a model re-evaluated into another directory is found."""
     from bgbench.harness.bits import read_bits
 
-    out: dict[tuple[str, str | None], Any] = {}
+    out: dict[str, Any] = {}
     for doc in docs:
         for model, bits in read_bits(doc["path"]).items():
-            out.setdefault((model, bits.sha256), bits)
+            out.setdefault(bits.sha256 or model, bits)
     return out
+
+
+def _bits_key(entry: dict[str, Any]) -> str:
+    return entry.get("sha256") or entry["model"]
 
 
 def _seed(entry: dict[str, Any]) -> str | None:
     return (entry.get("metadata") or {}).get("bgbench.seed")
 
 
-def paired_comparisons(groups: list[Group], bits: dict[tuple[str, str | None], Any]) -> str:
+def paired_comparisons(groups: list[Group], bits: dict[str, Any]) -> str:
     """Per dataset and preset, each method against traditional training and the proposal
     against truemask and noisebg, seed by seed: the difference in points on clean and each
     background, marked where significant after Holm's correction over every set the two
@@ -863,8 +872,8 @@ def paired_comparisons(groups: list[Group], bits: dict[tuple[str, str | None], A
                 others = {_seed(e): e for e in other.entries}
                 for e in group.entries:
                     o = others.get(_seed(e))
-                    a = bits.get((e["model"], e.get("sha256")))
-                    b = bits.get((o["model"], o.get("sha256"))) if o else None
+                    a = bits.get(_bits_key(e))
+                    b = bits.get(_bits_key(o)) if o else None
                     if a is None or b is None:
                         missing.append(f"seed {_seed(e)}")
                         continue
@@ -1010,7 +1019,7 @@ def confusion_figure(groups: list[Group], dataset: str, path: Path) -> Path:
     return save_png(fig, path)
 
 
-def invariance_markdown(groups: list[Group], bits: dict[tuple[str, str | None], Any]) -> list[str]:
+def invariance_markdown(groups: list[Group], bits: dict[str, Any]) -> list[str]:
     """The report's sections on the spread, the paired comparisons and the invariance
     measures (Markdown lines)."""
     md = ["## Spread: between seeds and within the test set", "",

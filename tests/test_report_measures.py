@@ -103,3 +103,19 @@ def test_spread_splits_seed_and_binomial_parts(measured):
                               for a in acc])) * 100
     assert cells[2] == f"{between:.2f} / {within:.2f}"
     assert cells[-1].split(" / ")[1].startswith("≤")
+
+
+def test_a_re_evaluation_listed_after_older_results_supplies_their_measures(measured,
+                                                                             tmp_path):
+    import shutil
+
+    r, results = measured
+    old = tmp_path / "old"
+    shutil.copytree(r, old)
+    make_old(old)
+    text = report_markdown([old, r])
+    assert text.count("| `") == len(results)  # each model once in the per-model table
+    assert "Not paired" not in text and "No model of these results measured it" not in text
+    fresh = report_markdown([r])
+    for section in ("## Paired comparisons", "## Flip rate", "## Calibration"):
+        assert text.split(section)[1].split("##")[0] == fresh.split(section)[1].split("##")[0]
