@@ -16,7 +16,8 @@ from bgbench.errors import BgbenchError
 from bgbench.extras import missing_dependency_message
 
 # Order is the order of the data flow, as ``bgbench --help`` shows it.
-COMMANDS = ("data", "backgrounds", "train", "score", "export", "eval", "attack", "merge",
+COMMANDS = ("data", "backgrounds", "train", "score", "export", "eval", "attack", "compare",
+            "merge",
             "report", "reproduce")
 
 

@@ -13,7 +13,7 @@ from bgbench.bench._common import check_targets
 
 
 def test_registry_lists_benchmarks_not_helpers():
-    assert bench.available() == ["attack", "core", "harness", "op", "train"]
+    assert bench.available() == ["attack", "core", "harness", "op", "scoring", "train"]
 
 
 def test_check_targets_counts_misses_and_skips_unmeasured(capsys):

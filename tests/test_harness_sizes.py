@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -152,5 +153,5 @@ def test_28x28_ring_model_on_mnist_border(tmp_path, real_data_root, capsys):
     assert entry["accuracy"]["border"] == pytest.approx(np.mean(labels == 1))
     assert entry["accuracy"]["clean"] == pytest.approx(np.mean(labels == ring_set(images, ring)))
     assert (entry["input_size"], entry["size_rule"]) == (28, "native-28")
-    rows = (out / "results.csv").read_text().splitlines()
-    assert rows[0].endswith(",input_size,size_rule") and rows[1].endswith(",28,native-28")
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert all((r["input_size"], r["size_rule"]) == ("28", "native-28") for r in rows)

@@ -20,7 +20,9 @@ from bgbench.harness.testsets import CLEAN, TestSet, TestSuite
 
 
 def _clean(wc: WorstCase) -> list[TestSetResult]:
-    return [TestSetResult(TestSet(CLEAN), wc.n_images, wc.clean, wc.clean_seconds)]
+    # The clean set as an evaluation records it, so that merge joins the two.
+    return [TestSetResult(TestSet(CLEAN), wc.n_images, wc.clean, wc.clean_seconds,
+                          wc.correct.pop(CLEAN), wc.images_sha256)]
 
 
 def attack(models: list[str | os.PathLike] | str | os.PathLike, *, dataset: str | None = None,

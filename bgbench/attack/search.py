@@ -33,10 +33,11 @@ import numpy as np
 
 from bgbench.attack import families as fams
 from bgbench.attack import members as mem
-from bgbench.harness.evaluate import Scorer
+from bgbench.harness.evaluate import Scorer, composites_sha256
 from bgbench.harness.params import ParameterError
 from bgbench.harness.progress import Progress
-from bgbench.harness.testsets import TestSuite
+from bgbench.harness.stats import wilson
+from bgbench.harness.testsets import CLEAN, TestSuite
 
 PROTOCOL = "bgbench-worst-case-1"
 SUITE = "worst-case"
@@ -55,8 +56,8 @@ EXAMPLES = 8
 @dataclass
 class WorstCase:
     """Counts of images right under each search, for one model; ``correct`` holds the
-    per-image outcome of each (``bool [N]``, keyed ``universal``, ``worst-of-K``,
-    ``adaptive``)."""
+    per-image outcome of each (``bool [N]``, keyed ``worst-case/universal``,
+    ``worst-case/worst-of-K``, ``worst-case/adaptive``) and of ``clean``."""
 
     budget: int
     seed: int
@@ -70,6 +71,14 @@ class WorstCase:
     seconds: float
     clean_seconds: float
     correct: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    # The images searched (``composites_sha256`` of the clean set) and the protocol, budget
+    # and seed: two searches are comparable image by image exactly when these agree.
+    images_sha256: str = ""
+
+    @property
+    def definition(self) -> str:
+        """What identifies this search's test sets in ``correct.npz``."""
+        return f"{PROTOCOL};budget={self.budget};seed={self.seed};images={self.images_sha256}"
 
     def accuracy(self, n_correct: int) -> float:
         """A count as a share of the test images."""
@@ -98,14 +107,20 @@ class WorstCase:
             "universal": {**self.universal, "accuracy": self.universal_accuracy},
             "worst_of_k": {str(k): self.accuracy(v) for k, v in self.worst_of_k.items()},
             "adaptive_accuracy": self.adaptive_accuracy,
-            "n_correct": {"clean": self.clean, "universal": self.universal["n_correct"],
-                          **{f"worst-of-{k}": v for k, v in self.worst_of_k.items()},
-                          "adaptive": self.adaptive},
+            "n_correct": self._counts(),
+            "intervals": {key: dict(zip(("ci_low", "ci_high"), wilson(n, self.n_images),
+                                        strict=True))
+                          for key, n in self._counts().items()},
             "per_family": self.per_family,
             "queries": self.queries,
             "seconds": self.seconds,
         }
 
+
+    def _counts(self) -> dict[str, int]:
+        return {"clean": self.clean, "universal": self.universal["n_correct"],
+                **{f"worst-of-{k}": v for k, v in self.worst_of_k.items()},
+                "adaptive": self.adaptive}
 
     def csv_rows(self) -> list[tuple[str, str, int | str, int, int]]:
         """``(suite, test_set, parameter, n_images, n_correct)`` per results.csv row: the
@@ -186,18 +201,19 @@ def search(scorer: Scorer, suite: TestSuite, budget: int = DEFAULT_BUDGET,
     correct: dict[str, np.ndarray] = {}
     worst_of_k = {}
     for k in curve(budget):
-        correct[f"worst-of-{k}"] = clean & pool_correct[:k].all(axis=0)
-        worst_of_k[k] = int(correct[f"worst-of-{k}"].sum())
+        correct[f"{SUITE}/worst-of-{k}"] = clean & pool_correct[:k].all(axis=0)
+        worst_of_k[k] = int(correct[f"{SUITE}/worst-of-{k}"].sum())
     counts = pool_correct.sum(axis=1)
     worst = int(np.argmin(counts))
-    correct["universal"] = pool_correct[worst]
+    correct[f"{SUITE}/universal"] = pool_correct[worst]
     fooled = np.flatnonzero(clean & ~pool_correct[worst])[:EXAMPLES]
     universal = {**pool.describe(worst), "pool_index": worst, "n_correct": int(counts[worst]),
                  "fooled_examples": [int(i) for i in fooled]}
 
     right, queries = _adaptive(scorer, images, mask, labels, clean, pool, pool_correct,
                                pool_margin, budget, seed, progress)
-    correct["adaptive"] = right
+    correct[f"{SUITE}/adaptive"] = right
+    correct[CLEAN] = clean
     attacked = queries[clean]
     return WorstCase(
         budget=budget, seed=seed, n_images=n, clean=int(clean.sum()), universal=universal,
@@ -206,7 +222,8 @@ def search(scorer: Scorer, suite: TestSuite, budget: int = DEFAULT_BUDGET,
         queries={"clean": n, "pool": n * budget, "adaptive": int(queries.sum()),
                  "adaptive_per_image_mean": float(attacked.mean()) if len(attacked) else 0.0,
                  "adaptive_per_image_max": int(queries.max()) if n else 0},
-        seconds=time.perf_counter() - start_time, clean_seconds=clean_seconds, correct=correct)
+        seconds=time.perf_counter() - start_time, clean_seconds=clean_seconds, correct=correct,
+        images_sha256=composites_sha256(images, labels))
 
 
 class Library:

@@ -1,11 +1,15 @@
 """Run classifiers over the test sets and return the numbers (no files; progress on request).
 
 A ``Scorer`` feeds test images through any ``predict`` function and refuses an output it
-cannot score honestly; ``Evaluator`` is the scorer of one ONNX model in onnxruntime.
+cannot score honestly; ``Evaluator`` is the scorer of one ONNX model in onnxruntime. The one
+pass over each test set keeps, beside the accuracy, which images were right and what
+``bgbench.harness.measures`` derives from the outputs (confusion, flip rate, calibration).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +22,7 @@ import numpy as np
 from bgbench import backgrounds as bgs
 from bgbench import extended
 from bgbench.errors import BgbenchError
+from bgbench.harness import measures as ms
 from bgbench.harness.conventions import InputConvention
 from bgbench.harness.model import (
     NUM_CLASSES,
@@ -29,6 +34,7 @@ from bgbench.harness.params import ParameterError, check_positive
 from bgbench.harness.progress import Progress
 from bgbench.harness.providers import Resolved, provider_record, resolve_providers
 from bgbench.harness.sizes import size_rule
+from bgbench.harness.stats import wilson
 from bgbench.harness.testsets import (
     CLEAN,
     EXTENDED_SUITE,
@@ -53,7 +59,9 @@ def default_threads() -> int:
 
 @dataclass(frozen=True)
 class TestSetResult:
-    """Accuracy and speed of one model on one test set."""
+    """Accuracy and speed of one model on one test set; ``correct`` (bool ``[N]``) says which
+    images were right, ``definition`` identifies the images fed (``composites_sha256``) and
+    ``measures`` holds what the outputs showed besides (None where not measured)."""
 
     __test__ = False  # not a pytest class, despite the name
 
@@ -61,11 +69,19 @@ class TestSetResult:
     n_images: int
     n_correct: int
     seconds: float
+    correct: np.ndarray | None = field(default=None, compare=False, repr=False)
+    definition: str | None = None
+    measures: ms.SetMeasures | None = field(default=None, compare=False, repr=False)
 
     @property
     def accuracy(self) -> float:
         """Fraction of the test set classified correctly."""
         return self.n_correct / self.n_images
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """The 95% Wilson interval of ``accuracy``."""
+        return wilson(self.n_correct, self.n_images)
 
     @property
     def images_per_second(self) -> float:
@@ -174,6 +190,13 @@ class ModelResult:
                 for r in self.test_sets if r.test_set.name == NOISE}
 
     @property
+    def output_kind(self) -> str | None:
+        """``logits``, ``probabilities`` or ``neither`` (``bgbench.harness.measures``); None
+        where the outputs were not kept."""
+        measures = self.test_sets[0].measures
+        return measures.output_kind if measures else None
+
+    @property
     def images_per_second(self) -> float:
         """Images over seconds, summed over every test set of this model."""
         seconds = sum(r.seconds for r in self.test_sets)
@@ -208,12 +231,22 @@ class Scorer:
         self.batch_size = batch_size
         self.fixed_batch = fixed_batch
 
+    def outputs(self, images_u8: np.ndarray, test_set: TestSet | None = None) -> np.ndarray:
+        """The checked outputs ``[N, classes]`` for ``uint8 [N, S, S]`` images, in the dtype
+        of the model's first batch."""
+        out: np.ndarray | None = None
+        for start, logits in self.batches(images_u8, test_set.label if test_set else None):
+            if out is None:
+                out = np.empty((images_u8.shape[0], self.num_classes), logits.dtype)
+            out[start:start + len(logits)] = logits
+        if out is None:
+            where = f"{self.name} on {test_set.label if test_set else 'a batch'}"
+            raise BgbenchError(f"{where}: no image to score")
+        return out
+
     def predict(self, images_u8: np.ndarray, test_set: TestSet | None = None) -> np.ndarray:
         """Predicted class of each ``uint8 [N, S, S]`` image, as int64 ``[N]``."""
-        preds = np.empty(images_u8.shape[0], np.int64)
-        for start, logits in self.batches(images_u8, test_set.label if test_set else None):
-            preds[start:start + len(logits)] = logits.argmax(axis=1)
-        return preds
+        return self.outputs(images_u8, test_set).argmax(axis=1)
 
     def batches(self, images_u8: np.ndarray, label: str | None = None
                 ) -> Iterator[tuple[int, np.ndarray]]:
@@ -254,12 +287,24 @@ class Scorer:
         return logits
 
     def score(self, suite: TestSuite, test_set: TestSet) -> tuple[TestSetResult, np.ndarray]:
-        """Result on ``test_set`` and the per-image correctness (bool ``[N]``)."""
+        """Result on ``test_set`` (with its per-image correctness) and the model's outputs
+        ``[N, classes]``."""
         images = suite.composite(test_set, self.convention.size)
         start = time.perf_counter()
-        correct = self.predict(images, test_set) == suite.labels
+        outputs = self.outputs(images, test_set)
+        correct = outputs.argmax(axis=1) == suite.labels
         seconds = time.perf_counter() - start
-        return TestSetResult(test_set, len(suite), int(correct.sum()), seconds), correct
+        return TestSetResult(test_set, len(suite), int(correct.sum()), seconds, correct,
+                             composites_sha256(images, suite.labels)), outputs
+
+
+def composites_sha256(images: np.ndarray, labels: np.ndarray) -> str:
+    """SHA-256 of a test set's composites and labels: two models were scored on the same
+    images exactly when these agree."""
+    digest = hashlib.sha256(f"{images.dtype} {list(images.shape)};".encode())
+    digest.update(np.ascontiguousarray(images).data)
+    digest.update(np.ascontiguousarray(labels, np.int64).data)
+    return digest.hexdigest()
 
 
 class Evaluator(Scorer):
@@ -299,25 +344,36 @@ class Evaluator(Scorer):
 
 def score_all(scorer: Scorer, suite: TestSuite, test_sets: list[TestSet],
               progress: Progress | None = None) -> tuple[list[TestSetResult], float | None]:
-    """Every test set's result, and the share of images right on clean but fooled by a background."""
+    """Every test set's result (with its ``measures``), and the share of images right on clean
+    but fooled by a background.
+
+    The outputs of every set are kept until the last is scored: whether they are logits or
+    probabilities is decided over all of them, and the flip rate needs the clean predictions.
+    """
     if not test_sets:
         raise BgbenchError("no test set to evaluate")
-    results = []
-    clean_correct = None
+    results, outputs = [], []
+    clean_correct = clean_pred = None
     fooled = np.zeros(len(suite), bool)
     n_backgrounds = 0
     progress = progress or Progress(quiet=True)
     for test_set in progress.over(scorer.name, test_sets):
-        result, correct = scorer.score(suite, test_set)
+        result, out = scorer.score(suite, test_set)
         results.append(result)
+        outputs.append(out)
         if test_set.name == CLEAN:
-            clean_correct = correct
+            clean_correct, clean_pred = result.correct, out.argmax(axis=1)
         elif test_set.name in bgs.BACKGROUNDS:
-            fooled |= ~correct
+            fooled |= ~result.correct
             n_backgrounds += 1
     fooled_by_any = None
     if clean_correct is not None and n_backgrounds:
         fooled_by_any = float((clean_correct & fooled).mean())
+    kind = ms.output_kind(outputs)
+    results = [dataclasses.replace(r, measures=ms.set_measures(
+        out, suite.labels, kind, scorer.num_classes,
+        None if r.test_set.name == CLEAN else clean_pred, clean_correct))
+        for r, out in zip(results, outputs, strict=True)]
     return results, fooled_by_any
 
 

@@ -1,4 +1,10 @@
-"""results.json, the long-format results.csv, and the printed table (fields in docs/results-schema.md)."""
+"""results.json, the long-format results.csv, correct.npz beside them, and the printed table
+(fields in docs/results-schema.md).
+
+Documents written before bgbench kept intervals, per-image correctness and the measures of
+``bgbench.harness.measures`` are read as they are: their intervals follow from their counts
+(``entry_intervals``), the measures that need the outputs are absent from them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,15 +21,23 @@ from bgbench import __version__
 from bgbench import backgrounds as bgs
 from bgbench.errors import BgbenchError, ParameterError
 from bgbench.extended import BACKGROUND_SETS, PHOTOMETRIC_SETS
-from bgbench.fileio import refuse_overwrite, write_json, write_text
-from bgbench.harness.evaluate import ModelResult
+from bgbench.fileio import refuse_overwrite, write_text
+from bgbench.harness.bits import CORRECT_FILE, ModelBits, read_bits, write_bits
+from bgbench.harness.evaluate import ModelResult, TestSetResult
+from bgbench.harness.stats import wilson
 from bgbench.harness.testsets import CLEAN, NOISE
 from bgbench.tables import pct, text_table
 
-CSV_COLUMNS = ("model", "dataset", "method", "suite", "test_set", "parameter", "n_images",
-               "n_correct", "accuracy", "seconds", "provider", "input_size", "size_rule")
+# The columns of results.csv before intervals and measures; merge reads such files too.
+OLD_CSV_COLUMNS = ("model", "dataset", "method", "suite", "test_set", "parameter", "n_images",
+                   "n_correct", "accuracy", "seconds", "provider", "input_size", "size_rule")
+MEASURE_COLUMNS = ("flip_rate", "ece", "brier", "confident_wrong")
+CSV_COLUMNS = (*OLD_CSV_COLUMNS[:9], "ci_low", "ci_high", *OLD_CSV_COLUMNS[9:],
+               *MEASURE_COLUMNS)
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
+# results.json's accuracy maps, each with a parallel map of intervals under ``intervals``.
+ACCURACY_MAPS = ("accuracy", "noise_sweep", "extended_accuracy")
 
 
 def model_to_json(result: ModelResult) -> dict[str, Any]:
@@ -51,10 +66,83 @@ def model_to_json(result: ModelResult) -> dict[str, Any]:
         "extended_accuracy": result.extended_accuracy,
         "extended_background_average": result.extended_background_average,
         "extended_photometric_average": result.extended_photometric_average,
+        "intervals": _intervals(result),
+        "output_kind": result.output_kind,
+        "measures": {t.test_set.label: measures_to_json(t) for t in result.test_sets
+                     if t.measures is not None},
         "images_per_second": result.images_per_second,
         "metadata": result.metadata,
         **({} if result.worst_case is None else {"worst_case": result.worst_case.to_json()}),
     }
+
+
+# A JSON array holding no array or object: its items are put on one line.
+_FLAT_ARRAY = re.compile(r"\[[^\[\]{}]*\]")
+
+
+def json_text(doc: dict[str, Any]) -> str:
+    """``doc`` as indented JSON, with each array of plain values (a confusion matrix's row,
+    per-class accuracies) on one line, so the measures do not take a line per number."""
+    def one_line(match: re.Match[str]) -> str:
+        # Only the newlines and indentation between items go: JSON strings hold no newline.
+        return re.sub(r"\n\s*\]", "]", re.sub(r"\[\n\s*", "[", re.sub(r",\n\s*", ", ",
+                                                                     match.group())))
+
+    return _FLAT_ARRAY.sub(one_line, json.dumps(doc, indent=2)) + "\n"
+
+
+def _ci(low_high: tuple[float, float]) -> dict[str, float]:
+    return {"ci_low": low_high[0], "ci_high": low_high[1]}
+
+
+def _map_key(t: TestSetResult) -> tuple[str, str]:
+    """Which accuracy map of results.json holds ``t``, and under which key."""
+    if t.test_set.name == NOISE:
+        return "noise_sweep", str(t.test_set.parameter)
+    return ("extended_accuracy" if t.test_set.suite == "extended" else "accuracy"), t.test_set.name
+
+
+def _intervals(result: ModelResult) -> dict[str, dict[str, dict[str, float]]]:
+    out: dict[str, dict[str, dict[str, float]]] = {k: {} for k in ACCURACY_MAPS}
+    for t in result.test_sets:
+        which, key = _map_key(t)
+        out[which][key] = _ci(t.interval)
+    return out
+
+
+def entry_intervals(entry: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    """``intervals`` of a results.json entry: as stored, or for an entry written before they
+    were, the Wilson intervals of its counts (each accuracy times ``n_images``)."""
+    if "intervals" in entry:
+        return entry["intervals"]
+    n = entry["n_images"]
+    return {which: {key: _ci(wilson(round(acc * n), n))
+                    for key, acc in (entry.get(which) or {}).items()}
+            for which in ACCURACY_MAPS}
+
+
+def measures_to_json(t: TestSetResult) -> dict[str, Any]:
+    """The ``measures`` record of one test set (docs/results-schema.md)."""
+    m = t.measures
+    cal = m.calibration
+    return {"n_correct": t.n_correct, "flip_rate": m.flip_rate, "n_flipped": m.flipped,
+            "ece": cal and cal.ece, "brier": cal and cal.brier,
+            "confident_wrong": cal and cal.confident_wrong,
+            "per_class_accuracy": m.per_class_accuracy, "confusion": m.confusion.tolist()}
+
+
+def bits_of(result: ModelResult, limit: int | None = None) -> ModelBits:
+    """The per-image correctness of ``result`` for ``correct.npz`` (``limit``: the test-image
+    limit it was evaluated with)."""
+    bits = ModelBits(result.model, result.sha256, result.dataset, result.input_size, limit,
+                     result.test_sets[0].n_images)
+    for t in result.test_sets:
+        if t.correct is not None:
+            bits.add(t.test_set.label, t.correct, t.definition or "")
+    if result.worst_case is not None:
+        for label, correct in result.worst_case.correct.items():
+            bits.add(label, correct, result.worst_case.definition)
+    return bits
 
 
 def results_document(results: list[ModelResult], extra: dict[str, Any] | None = None
@@ -81,28 +169,48 @@ def csv_text(results: list[ModelResult]) -> str:
     writer.writerow(CSV_COLUMNS)
     for r in results:
         for t in r.test_sets:
+            low, high = t.interval
+            m = t.measures
+            cal = m.calibration if m else None
+            measures = [m and m.flip_rate, cal and cal.ece, cal and cal.brier,
+                        cal and cal.confident_wrong]
             writer.writerow([r.model, r.dataset, r.method, t.test_set.suite, t.test_set.name,
                              "" if t.test_set.parameter is None else t.test_set.parameter,
-                             t.n_images, t.n_correct, repr(t.accuracy), f"{t.seconds:.6f}",
-                             r.provider, r.input_size, r.size_rule])
+                             t.n_images, t.n_correct, repr(t.accuracy), repr(low), repr(high),
+                             f"{t.seconds:.6f}", r.provider, r.input_size, r.size_rule]
+                            + ["" if v is None else repr(v) for v in measures])
         if r.worst_case is not None:
             for suite, name, parameter, n_images, n_correct in r.worst_case.csv_rows():
+                low, high = wilson(n_correct, n_images)
                 writer.writerow([r.model, r.dataset, r.method, suite, name, parameter, n_images,
-                                 n_correct, repr(n_correct / n_images),
+                                 n_correct, repr(n_correct / n_images), repr(low), repr(high),
                                  f"{r.worst_case.seconds:.6f}", r.provider, r.input_size,
-                                 r.size_rule])
+                                 r.size_rule] + [""] * len(MEASURE_COLUMNS))
     return buffer.getvalue()
 
 
 def write_results(out_dir: str | os.PathLike, results: list[ModelResult], force: bool = False,
                   extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
-    """Write results.json and results.csv into ``out_dir`` atomically; refuse to overwrite."""
+    """Write results.json, results.csv and (where any set kept it) the per-image correctness
+    ``correct.npz`` into ``out_dir`` atomically; refuse to overwrite. Returns the first two."""
     out_dir = Path(out_dir)
     paths = out_dir / RESULTS_JSON, out_dir / RESULTS_CSV
-    refuse_overwrite(paths, force, parameter="out_dir")
-    write_json(paths[0], results_document(results, extra))
+    bits_file = out_dir / CORRECT_FILE
+    refuse_overwrite([*paths, bits_file], force, parameter="out_dir")
+    limit = (extra or {}).get("limit")
+    bits = [b for b in (bits_of(r, limit) for r in results) if b.sets]
+    write_text(paths[0], json_text(results_document(results, extra)))
     write_text(paths[1], csv_text(results))
+    _write_or_remove_bits(out_dir, bits)
     return paths
+
+
+def _write_or_remove_bits(out_dir: Path, bits: list[ModelBits]) -> None:
+    # A correct.npz left from an earlier evaluation must not pass for these results'.
+    if bits:
+        write_bits(out_dir, bits)
+    else:
+        (out_dir / CORRECT_FILE).unlink(missing_ok=True)
 
 
 def read_results(path: str | os.PathLike) -> dict[str, Any]:
@@ -130,9 +238,11 @@ MERGE_KEYS = ("bgbench_version", "git_commit", "versions", "limit")
 
 def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
                   force: bool = False) -> tuple[Path, Path]:
-    """Write one results.json and results.csv into ``out_dir`` from several results
-    directories (e.g. one ``bgbench eval`` per model, run in parallel), models in the order
-    given. The documents must agree on ``MERGE_KEYS`` and name no model twice."""
+    """Write one results.json, results.csv and correct.npz into ``out_dir`` from several
+    results directories (e.g. one ``bgbench eval`` per model, run in parallel), models in the
+    order given. The documents must agree on ``MERGE_KEYS`` and name no model twice. Older
+    documents are carried with the intervals of their counts added and nothing else: no
+    measures, and no per-image correctness where they have no correct.npz."""
     if not sources:
         raise ParameterError("`sources` is empty; name the results directories to merge")
     docs = [read_results(s) for s in sources]
@@ -145,30 +255,34 @@ def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
     for m in (m for d in docs for m in d["models"]):
         grouped.setdefault(m["model"], []).append(m)
     models = [_join(entries) for entries in grouped.values()]
-    rows: list[str] = []
-    seen_rows: set[tuple[str, ...]] = set()
-    for source in sources:
-        path = Path(source) / RESULTS_CSV
-        if not path.exists():
-            raise BgbenchError(f"{path} does not exist; re-run `bgbench eval ... --out "
-                               f"{source}`")
-        header, *lines = path.read_text(encoding="utf-8").splitlines()
-        if header != ",".join(CSV_COLUMNS):
-            raise BgbenchError(f"{path} has other columns than this bgbench's results.csv")
-        for line, row in zip(lines, csv.reader(lines), strict=True):
-            # A joined model's clean row is in both its evaluation and its search.
-            key = tuple(row[:6])
-            if key not in seen_rows:
-                seen_rows.add(key)
-                rows.append(line)
+    rows, seen_rows = [], set()
+    for row in (row for source in sources for row in _csv_rows(Path(source))):
+        # A joined model's clean row is in both its evaluation and its search.
+        key = tuple(row[c] for c in CSV_COLUMNS[:6])
+        if key not in seen_rows:
+            seen_rows.add(key)
+            rows.append(row)
+    bits: dict[str, ModelBits] = {}
+    for b in (b for source in sources for b in read_bits(source).values()):
+        if b.model in bits:
+            for label, correct in b.sets.items():
+                bits[b.model].sets.setdefault(label, correct)
+                bits[b.model].definitions.setdefault(label, b.definitions[label])
+        else:
+            bits[b.model] = b
     out_dir = Path(out_dir)
     paths = out_dir / RESULTS_JSON, out_dir / RESULTS_CSV
-    refuse_overwrite(paths, force, parameter="out_dir")
+    refuse_overwrite([*paths, out_dir / CORRECT_FILE], force, parameter="out_dir")
     merged = {**{k: v for k, v in docs[0].items() if k != "models"},
               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "models": models}
-    write_json(paths[0], merged)
-    write_text(paths[1], "\n".join([",".join(CSV_COLUMNS), *rows]) + "\n")
+              "models": [{**m, "intervals": entry_intervals(m)} for m in models]}
+    write_text(paths[0], json_text(merged))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(paths[1], buffer.getvalue())
+    _write_or_remove_bits(out_dir, list(bits.values()))
     return paths
 
 
@@ -197,6 +311,27 @@ def _join(entries: list[dict[str, Any]]) -> dict[str, Any]:
         raise BgbenchError(f"model {name}: clean accuracy differs between its evaluation and "
                            "its worst-case search; they did not see the same model or inputs")
     return {**evaluation, "worst_case": search["worst_case"]}
+
+
+def _csv_rows(source: Path) -> list[dict[str, str]]:
+    """The rows of ``source``'s results.csv in this bgbench's columns: a file written before
+    intervals and measures gets the intervals of its counts and empty measures."""
+    path = source / RESULTS_CSV
+    if not path.exists():
+        raise BgbenchError(f"{path} does not exist; re-run `bgbench eval ... --out {source}`")
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        header = tuple(reader.fieldnames or ())
+        rows = list(reader)
+    if header == CSV_COLUMNS:
+        return rows
+    if header != OLD_CSV_COLUMNS:
+        raise BgbenchError(f"{path} has other columns than a bgbench results.csv; re-run "
+                           f"`bgbench eval ... --out {source}`")
+    for row in rows:
+        low, high = wilson(int(row["n_correct"]), int(row["n_images"]))
+        row.update(ci_low=repr(low), ci_high=repr(high), **dict.fromkeys(MEASURE_COLUMNS, ""))
+    return rows
 
 
 def _model_label(entry: dict[str, Any]) -> str:
