@@ -7,7 +7,9 @@ again here on the same 10,000 test images of their dataset (clean, the six backg
 ``fooled_by_any`` included, must be within
 ``COUNT_SLACK`` images of the committed one. The README's results table and
 ``results/report.md`` are rendered again from ``results/results.json`` and must be the
-committed text.
+committed text. ``results/worst-case/`` holds the published models evaluated again with the
+worst-case search (``bgbench attack`` merged with ``bgbench eval``); the search is run again
+at its committed budget and seed and every count must be within ``COUNT_SLACK`` too.
 
 The evaluation takes a few minutes on 2 cores (marker ``published``); the README's test
 command and CI run it.
@@ -25,6 +27,7 @@ from bgbench.extended import NAMES
 from bgbench.harness import TestSuite, evaluate
 from bgbench.harness.model import file_sha256
 from bgbench.report import (
+    WorstCaseResults,
     group_entries,
     load_entries,
     readme_results,
@@ -38,11 +41,17 @@ MODELS = sorted((RESULTS / "models").glob("*.onnx"))
 # The published results directories, named as the publishing command names them (relative
 # to the repository root): results/ (the full preset), results/faithful/ (the paper's method
 # as written) and results/ladder/ (the ablation ladder's intermediate steps).
+# results/worst-case/ (the published models searched) comes last: its entries, which carry
+# per-image results and measures, stand for the same files' older ones.
+WORST_CASE_DIRS = [d for d in (Path("results/worst-case"),)
+                   if (ROOT / d / "results.json").is_file()]
 RESULT_DIRS = [d for d in (Path("results"), Path("results/faithful"))
-               if (ROOT / d / "results.json").is_file()]
+               if (ROOT / d / "results.json").is_file()] + WORST_CASE_DIRS
 LADDER_DIRS = [d for d in (Path("results/ladder"),) if (ROOT / d / "results.json").is_file()]
 REPORT_COMMAND = (f"bgbench report {' '.join(map(str, RESULT_DIRS))}"
                   + (f" --ladder {' '.join(map(str, LADDER_DIRS))}" if LADDER_DIRS else "")
+                  + (f" --worst-case {' '.join(map(str, WORST_CASE_DIRS))}"
+                     if WORST_CASE_DIRS else "")
                   + " --out results/report.md --force --readme README.md")
 # Images whose predicted class may differ between CPUs (logits that tie to rounding); one
 # more than this is a wrong committed number.
@@ -114,6 +123,38 @@ def test_model_reproduces_its_committed_counts(model, real_data_root, suites):
         "\n".join(mismatches))
 
 
+def _searched() -> dict[str, dict]:
+    doc = json.loads((ROOT / WORST_CASE_DIRS[0] / "results.json").read_text(encoding="utf-8"))
+    return {Path(m["model"]).name: m for m in doc["models"]}
+
+
+def test_published_models_are_searched():
+    assert WORST_CASE_DIRS, "results/worst-case/ is missing; run scripts/publish_results.sh"
+    searched = _searched()
+    for model in MODELS:
+        assert model.name in searched, f"{model.name} is not in results/worst-case"
+        entry = searched[model.name]
+        assert entry["sha256"] == file_sha256(model)
+        assert entry["worst_case"]["n_images"] == entry["n_images"] == 10_000
+
+
+@pytest.mark.published
+@pytest.mark.slow
+@pytest.mark.realdata
+@pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
+def test_model_reproduces_its_worst_case_counts(model, real_data_root, suites):
+    from bgbench.attack import attack
+
+    committed = _searched()[model.name]["worst_case"]
+    [result] = attack(model, budget=committed["budget"], seed=committed["seed"],
+                      data_root=real_data_root, threads=2, suites=suites)
+    got = result.worst_case.to_json()
+    assert got["universal"]["pool_index"] == committed["universal"]["pool_index"]
+    mismatches = count_mismatches(got["n_correct"], committed["n_correct"])
+    assert not mismatches, (f"{model.name} no longer gives results/worst-case's counts:\n"
+                            + "\n".join(mismatches))
+
+
 def test_a_count_off_by_more_than_the_slack_is_caught():
     want = committed_counts(_entries()[MODELS[0].name])
     off = dict(want, clean=want["clean"] + COUNT_SLACK + 1)
@@ -125,7 +166,8 @@ def test_a_count_off_by_more_than_the_slack_is_caught():
 def test_readme_results_table_is_rendered_from_results_json():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     groups = group_entries(load_entries([ROOT / d for d in RESULT_DIRS])[0])
-    rendered = with_readme_results(readme, readme_results(groups))
+    searched = WorstCaseResults.load([ROOT / d for d in WORST_CASE_DIRS])
+    rendered = with_readme_results(readme, readme_results(groups, searched))
     assert rendered == readme, (
         f"README.md's results table is not what the results give; run `{REPORT_COMMAND}`\n"
         + _diff(readme, rendered, "README.md"))
@@ -135,7 +177,7 @@ def test_report_is_rendered_from_results_json(monkeypatch):
     # The report names its results directory as given: the publishing command gives `results`.
     monkeypatch.chdir(ROOT)
     committed = (RESULTS / "report.md").read_text(encoding="utf-8")
-    rendered = report_markdown(RESULT_DIRS, LADDER_DIRS)
+    rendered = report_markdown(RESULT_DIRS, LADDER_DIRS, WORST_CASE_DIRS)
     assert rendered == committed, (
         f"results/report.md is not what the results give; run `{REPORT_COMMAND}`\n"
         + _diff(committed, rendered, "results/report.md"))
