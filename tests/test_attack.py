@@ -73,6 +73,23 @@ def test_invariant_model_keeps_clean_accuracy_everywhere(tmp_path, suite):
     assert wc.queries["adaptive_per_image_max"] == BUDGET
 
 
+@pytest.mark.parametrize("budget", [2, 4, 12])
+def test_later_chunks_learn_from_earlier_ones_within_the_budget(tmp_path, suite, monkeypatch,
+                                                                 budget):
+    from bgbench.attack import search as search_module
+
+    monkeypatch.setattr(search_module, "CHUNK", 50)  # 240 images: five chunks
+    [result] = attack(make_model(tmp_path / "corner.onnx"), budget=budget, threads=1,
+                      suites={"mnist": suite})
+    wc = result.worst_case
+    clean = suite.labels == 0
+    assert wc.queries["adaptive_per_image_max"] <= budget
+    assert wc.adaptive <= wc.clean
+    # Every image right at the end is right on clean.
+    right = wc.correct["worst-case/adaptive"]
+    assert not (right & ~clean).any() and right.sum() == wc.adaptive
+
+
 def test_search_is_deterministic_and_reaches_in_process_predictors(tmp_path, suite):
     path = make_model(tmp_path / "corner.onnx")
     a = attack(path, budget=BUDGET, seed=3, threads=1, suites={"mnist": suite})[0].worst_case

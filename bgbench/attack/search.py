@@ -244,7 +244,7 @@ class Library:
     def best(self, count: int) -> mem.Members | None:
         """The ``count`` members that fooled the most images (first found first on ties)."""
         keys = sorted(self.counts, key=lambda k: -self.counts[k])[:count]
-        if not keys:
+        if not keys or count <= 0:
             return None
         family, params, backgrounds = zip(*(self.members[k] for k in keys), strict=True)
         return mem.Members(np.array(family, np.int64), np.stack(params), np.stack(backgrounds))
@@ -266,7 +266,7 @@ def _adaptive(scorer: Scorer, images: np.ndarray, mask: np.ndarray, labels: np.n
     library = Library()
     chunks = [np.arange(a, min(a + CHUNK, len(images))) for a in range(0, len(images), CHUNK)]
     for chunk in progress.over(f"{scorer.name} (adaptive)", chunks):
-        known = library.best(explore - POOL_FLOOR) if len(library.counts) else None
+        known = library.best(max(0, explore - POOL_FLOOR))
         n_known = 0 if known is None else len(known)
         n_pool = explore - n_known
         correct = np.empty((explore, len(chunk)), bool)
