@@ -50,6 +50,9 @@ ELITE = 4
 CHUNK = 250
 # Pool members every chunk still tries first, however long the library.
 POOL_FLOOR = 5
+# Share of the steps after the first backgrounds that are local moves; the others continue
+# through the pool.
+MOVE_SHARE = 1.0
 EXAMPLES = 8
 
 
@@ -285,7 +288,9 @@ def _adaptive(scorer: Scorer, images: np.ndarray, mask: np.ndarray, labels: np.n
         hit = clean[chunk] & ever
         library.add(tried.take(fooled.argmax(axis=0)[hit]))
         alive = clean[chunk] & ~ever
-        found = _local_search(scorer, images, mask, labels, chunk, alive, tried, margin,
+        tail = (pool.take(slice(n_pool, budget)), pool_correct[n_pool:, chunk],
+                pool_margin[n_pool:, chunk])
+        found = _local_search(scorer, images, mask, labels, chunk, alive, tried, margin, tail,
                               budget - explore, seed, queries)
         library.add(found)
         right[chunk] = alive
@@ -299,35 +304,47 @@ def _concat(a: mem.Members, b: mem.Members) -> mem.Members:
 
 def _local_search(scorer: Scorer, images: np.ndarray, mask: np.ndarray, labels: np.ndarray,
                   chunk: np.ndarray, alive: np.ndarray, tried: mem.Members, margin: np.ndarray,
-                  steps: int, seed: int, queries: np.ndarray) -> mem.Members:
-    """Local moves for the images of ``chunk`` still right (``alive``, updated in place),
-    from the ``ELITE`` tried members with the lowest margin for each, one query a move;
-    returns the members that fooled an image."""
+                  tail: tuple[mem.Members, np.ndarray, np.ndarray], steps: int, seed: int,
+                  queries: np.ndarray) -> mem.Members:
+    """The images of ``chunk`` still right (``alive``, updated in place): a share
+    ``MOVE_SHARE`` of the ``steps`` are local moves from the ``ELITE`` tried members with the
+    lowest margin for each image, the others the pool's next members (``tail``: members and
+    their scores on the chunk, already computed); one query a step. Returns the members
+    that fooled an image."""
     elite = min(ELITE, len(tried))
     order = np.argsort(margin, axis=0, kind="stable")[:elite]  # [E, chunk]
     family, params = tried.family[order], tried.params[order]
     backgrounds = tried.bytes[order]
     best = np.take_along_axis(margin, order, axis=0)
     found = []
+    moves = 0
     for step in range(steps):
         pos = np.flatnonzero(alive)
         if not len(pos):
             break
-        slot = step % elite
         idx = chunk[pos]
-        parents = mem.Members(family[slot, pos], params[slot, pos], backgrounds[slot, pos])
-        children = mem.move(parents, mem.stream_keys(seed, step, idx, 0), images.shape[-1])
-        composite = np.where(mask[idx], images[idx], children.bytes)
-        right, m = _score(scorer, composite, labels[idx], f"adaptive step {step}")
+        next_pool = step - moves
+        if next_pool < len(tail[0]) and (step + 1) * (1 - MOVE_SHARE) >= next_pool + 1:
+            # The pool's next member: exploration, its scores computed with the pool's.
+            children = tail[0].take(np.full(len(pos), next_pool))
+            right, m = tail[1][next_pool, pos], tail[2][next_pool, pos]
+            slot = np.argmax(best[:, pos], axis=0)
+        else:
+            slot = np.full(len(pos), moves % elite)
+            moves += 1
+            parents = mem.Members(family[slot, pos], params[slot, pos], backgrounds[slot, pos])
+            children = mem.move(parents, mem.stream_keys(seed, step, idx, 0), images.shape[-1])
+            composite = np.where(mask[idx], images[idx], children.bytes)
+            right, m = _score(scorer, composite, labels[idx], f"adaptive step {step}")
         queries[idx] += 1
         alive[pos[~right]] = False
         found.append(children.take(~right))
         better = right & (m < best[slot, pos])
-        rows = pos[better]
-        family[slot, rows] = children.family[better]
-        params[slot, rows] = children.params[better]
-        backgrounds[slot, rows] = children.bytes[better]
-        best[slot, rows] = m[better]
+        rows, slots = pos[better], slot[better]
+        family[slots, rows] = children.family[better]
+        params[slots, rows] = children.params[better]
+        backgrounds[slots, rows] = children.bytes[better]
+        best[slots, rows] = m[better]
     if not found:
         return tried.take(slice(0, 0))
     return mem.Members(np.concatenate([f.family for f in found]),
