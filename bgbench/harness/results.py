@@ -121,14 +121,31 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
 MERGE_KEYS = ("bgbench_version", "git_commit", "versions", "limit")
 
 
+def relative_model_name(model: str, relative_to: str | os.PathLike) -> str:
+    """``model`` (a path as ``bgbench eval`` was given it) relative to the directory
+    ``relative_to``, which must hold it."""
+    name = os.path.relpath(model, relative_to)
+    if name == os.pardir or name.startswith(os.pardir + os.sep):
+        raise ParameterError(f"`relative_to` ({relative_to}) does not hold model {model}; give "
+                             "a directory that holds every model")
+    return Path(name).as_posix()
+
+
 def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
-                  force: bool = False) -> tuple[Path, Path]:
+                  force: bool = False, relative_to: str | os.PathLike | None = None
+                  ) -> tuple[Path, Path]:
     """Write one results.json and results.csv into ``out_dir`` from several results
     directories (e.g. one ``bgbench eval`` per model, run in parallel), models in the order
-    given. The documents must agree on ``MERGE_KEYS`` and name no model twice."""
+    given. The documents must agree on ``MERGE_KEYS`` and name no model twice. With
+    ``relative_to``, models are named by their paths relative to that directory (e.g.
+    ``models/x.onnx`` for ``work/models/x.onnx`` relative to ``work``)."""
     if not sources:
         raise ParameterError("`sources` is empty; name the results directories to merge")
     docs = [read_results(s) for s in sources]
+    if relative_to is not None:
+        for d in docs:
+            d["models"] = [{**m, "model": relative_model_name(m["model"], relative_to)}
+                           for m in d["models"]]
     for key in MERGE_KEYS:
         values = {json.dumps(d.get(key), sort_keys=True) for d in docs}
         if len(values) > 1:
@@ -150,6 +167,8 @@ def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
         header, *lines = path.read_text(encoding="utf-8").splitlines()
         if header != ",".join(CSV_COLUMNS):
             raise BgbenchError(f"{path} has other columns than this bgbench's results.csv")
+        if relative_to is not None:
+            lines = _renamed_rows(lines, relative_to)
         rows += lines
     out_dir = Path(out_dir)
     paths = out_dir / RESULTS_JSON, out_dir / RESULTS_CSV
@@ -160,6 +179,15 @@ def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
     write_json(paths[0], merged)
     write_text(paths[1], "\n".join([",".join(CSV_COLUMNS), *rows]) + "\n")
     return paths
+
+
+def _renamed_rows(lines: list[str], relative_to: str | os.PathLike) -> list[str]:
+    """results.csv rows with the model column (the first) relative to ``relative_to``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for row in csv.reader(lines):
+        writer.writerow([relative_model_name(row[0], relative_to), *row[1:]])
+    return buffer.getvalue().splitlines()
 
 
 def _model_label(entry: dict[str, Any]) -> str:
