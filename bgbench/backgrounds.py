@@ -49,26 +49,28 @@ def border() -> np.ndarray:
     return out
 
 
-def _perimeters(out: np.ndarray, centres, radius: int) -> None:
+def circle_perimeters(size: int, centres: list[tuple[int, int]], radii: tuple[int, ...]
+                      ) -> np.ndarray:
+    """A ``size x size`` background of the circle perimeters of each radius in ``radii``
+    around each ``(row, column)`` centre (skimage's ``circle_perimeter``, clipped)."""
     from skimage.draw import circle_perimeter
 
+    out = np.zeros((size, size), np.uint8)
     for r, c in centres:
-        rr, cc = circle_perimeter(r, c, radius, shape=out.shape)
-        out[rr, cc] = 1
+        for radius in radii:
+            rr, cc = circle_perimeter(r, c, radius, shape=out.shape)
+            out[rr, cc] = 1
+    return out
 
 
 def circles() -> np.ndarray:
     """Four circle perimeters of radius 6 centred at (8,8), (24,8), (8,24), (24,24)."""
-    out = np.zeros((SIZE, SIZE), np.uint8)
-    _perimeters(out, [(8, 8), (24, 8), (8, 24), (24, 24)], 6)
-    return out
+    return circle_perimeters(SIZE, [(8, 8), (24, 8), (8, 24), (24, 24)], (6,))
 
 
 def clock() -> np.ndarray:
     """Circle perimeters of radius 15 and 14 at the centre, plus four ticks at 12, 3, 6, 9."""
-    out = np.zeros((SIZE, SIZE), np.uint8)
-    for radius in (15, 14):
-        _perimeters(out, [(16, 16)], radius)
+    out = circle_perimeters(SIZE, [(16, 16)], (15, 14))
     out[15:18, 0:7] = 1
     out[15:18, 26:32] = 1
     out[0:7, 15:18] = 1

@@ -7,7 +7,13 @@ cd "$(dirname "$0")/.."
 
 venv=${BGBENCH_VENV:-.venv}
 python=${PYTHON:-python3}
-[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+began=$(date +%s)
+# One line per step, with the seconds since the start: the install is minutes of silence otherwise.
+step() { echo "setup_env: [$(( $(date +%s) - began )) s] $*"; }
+if [ ! -x "$venv/bin/python" ]; then
+  step "creating the virtual environment $venv"
+  "$python" -m venv "$venv"
+fi
 # shellcheck disable=SC1091
 . "$venv/bin/activate"
 
@@ -30,13 +36,23 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && python -c "import bgben
 fi
 
 pip=(python -m pip install -q --disable-pip-version-check -c requirements/constraints.txt)
+step "1/4 upgrading pip"
 "${pip[@]}" --upgrade pip
 # Build requirements first: the project is built without isolation (isolation would
 # install torch a second time), so the extension is built against .venv's own torch.
+step "2/4 installing the build requirements (torch 2.14.1 and its libraries: about 3 GB to download the first time)"
 "${pip[@]}" setuptools ninja pybind11 numpy torch==2.14.1 torchvision==0.29.1
 start=$(date +%s)
 # train: torch and export tooling; cpu: onnxruntime; test: pytest, asv, ruff.
-"${pip[@]}" --no-build-isolation -e ".[train,cpu,test,interop]"
+step "3/4 compiling bgbench._C and bgbench._core (minutes), installing bgbench (editable) and its extras"
+# setuptools ends every editable install with an informational UserWarning ("Editable
+# installation ... folders in your working directory with the same name as your package
+# may take precedence during imports"), which pip prints as a BuildBackendWarning block.
+# The folder of that name here is the package itself, so silence exactly that warning.
+PYTHONWARNINGS="ignore:Editable installation:UserWarning" \
+  "${pip[@]}" --no-build-isolation -e ".[train,cpu,test,interop]"
+step "4/4 checking that the compiled modules import"
 python -c "import bgbench._C, bgbench._core"
 echo "$want" > "$stamp"
-echo "setup_env: bgbench installed in $venv (build took $(( $(date +%s) - start )) s)"
+step "bgbench installed in $venv (the build took $(( $(date +%s) - start )) s)"
+echo "setup_env: run $venv/bin/bgbench, or \`. $venv/bin/activate\` once per shell and then bgbench"

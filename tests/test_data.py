@@ -88,6 +88,17 @@ def test_no_source_is_a_clear_error_listing_attempts(tmp_path, monkeypatch):
     assert not any(tmp_path.rglob("*-ubyte"))
 
 
+def test_a_source_for_the_other_dataset_is_not_reported(tmp_path, monkeypatch):
+    def unavailable(spec, tmp):
+        raise sources.SourceUnavailable("offline in this test")
+
+    monkeypatch.setattr(prepare, "SOURCES", (("Debian package", sources.debian_package),
+                                             ("source B", unavailable)))
+    with pytest.raises(BgbenchError) as err:
+        prepare.prepare("mnist", tmp_path)
+    assert "source B: offline" in str(err.value) and "Debian" not in str(err.value)
+
+
 def test_source_with_wrong_data_writes_nothing(tmp_path, monkeypatch):
     def wrong(spec, tmp):
         return {name: np.zeros(shape, np.uint8) for name, shape in load.SHAPES.items()}

@@ -206,6 +206,12 @@ def test_merged_results_equal_one_evaluation_of_every_model(tmp_path, suite):
     assert counts(tmp_path / "merged") == counts(tmp_path / "both")
     with pytest.raises(BgbenchError, match="more than one of the results"):
         merge_results([tmp_path / "a", tmp_path / "both"], tmp_path / "twice")
+    merge_results([tmp_path / "a", tmp_path / "b"], tmp_path / "named", relative_to=tmp_path)
+    assert [m["model"] for m in read_results(tmp_path / "named")["models"]] == ["a.onnx", "b.onnx"]
+    assert [(Path(m).name, *rest) for m, *rest in counts(tmp_path / "merged")] == counts(
+        tmp_path / "named")
+    with pytest.raises(ParameterError, match=r"^`relative_to` \(.*\) does not hold model "):
+        merge_results([tmp_path / "a"], tmp_path / "elsewhere", relative_to=tmp_path / "b")
     other = read_results(tmp_path / "b")
     other["git_commit"] = "0" * 40
     (tmp_path / "b" / "results.json").write_text(json.dumps(other))
@@ -357,6 +363,41 @@ def test_eval_cli_runs_without_torch(tmp_path):
     bad = run_cli(tmp_path, ["eval", str(tmp_path / "cli.py"), "--out", str(tmp_path / "x")])
     assert bad.returncode == 1
     assert bad.stderr.strip().count("\n") == 0 and "is not an ONNX model" in bad.stderr
+
+
+def test_eval_cli_records_the_limit_only_where_it_left_images_out(tmp_path):
+    # The synthetic test set has 200 images; one model file per run, so that runs merge.
+    runs = {"full": [], "cut": ["--limit", "150"], "above": ["--limit", "100000"],
+            "all": ["--limit", "200"]}
+    docs = {}
+    for name, limit in runs.items():
+        model = make_model(tmp_path / f"{name}.onnx")
+        proc = run_cli(tmp_path, ["eval", str(model), "--threads", "1", "--quiet", *limit,
+                                  "--out", str(tmp_path / name)])
+        assert proc.returncode == 0, proc.stderr
+        docs[name] = json.loads((tmp_path / name / "results.json").read_text())
+        assert ("recorded as a full evaluation" in proc.stderr) == (name in ("above", "all"))
+    assert docs["cut"]["limit"] == 150 and docs["cut"]["models"][0]["n_images"] == 150
+    for name in ("full", "above", "all"):
+        assert "limit" not in docs[name] and docs[name]["models"][0]["n_images"] == 200
+    merged = run_cli(tmp_path, ["merge", *(str(tmp_path / n) for n in ("full", "above", "all")),
+                                "--out", str(tmp_path / "merged")])
+    assert merged.returncode == 0, merged.stderr
+    mixed = run_cli(tmp_path, ["merge", str(tmp_path / "above"), str(tmp_path / "cut"),
+                               "--out", str(tmp_path / "mixed")])
+    assert mixed.returncode == 1 and "'limit'" in mixed.stderr
+
+
+def test_eval_cli_names_the_models_in_a_directory(tmp_path):
+    (tmp_path / "models").mkdir()
+    for name in ("b", "a", "c", "d"):
+        make_model(tmp_path / "models" / f"{name}.onnx")
+    proc = run_cli(tmp_path, ["eval", str(tmp_path / "models"), "--out", str(tmp_path / "r")])
+    assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0
+    folder = tmp_path / "models"
+    assert (f"{folder} is a directory, not a model file; give the .onnx files in it, e.g. "
+            f"{folder}/*.onnx: {folder}/a.onnx, {folder}/b.onnx, {folder}/c.onnx (and 1 more)"
+            ) in proc.stderr
 
 
 @pytest.mark.realdata

@@ -93,7 +93,9 @@ def test_jax_mlp_via_jax2onnx_nhwc_normalised(tmp_path, mnist, real_data_root):
               "w2": jax.random.normal(k2, (64, 10)) * 0.05, "b2": jnp.zeros(10)}
 
     def apply(p, xb):
-        hidden = jnp.maximum(xb.reshape(xb.shape[0], -1) @ p["w1"] + p["b1"], 0)
+        # jax.nn.relu, not jnp.maximum(..., 0): jax2onnx traces that Python 0 as a float64
+        # (a warning that JAX truncates it to float32).
+        hidden = jax.nn.relu(xb.reshape(xb.shape[0], -1) @ p["w1"] + p["b1"])
         return hidden @ p["w2"] + p["b2"]
 
     def loss(p, xb, yb):

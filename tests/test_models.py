@@ -91,6 +91,38 @@ def test_crop_to_mask_crops_the_box():
     assert torch.allclose(crop_to_mask(full, torch.ones(2, 1, 8, 8)), full, atol=1e-6)
 
 
+def _affine_grid_crop(x: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """The crop written the textbook way: the box by masking every pixel's coordinates,
+    the grid by ``F.affine_grid`` from the 2x3 matrix."""
+    n, _, h, w = x.shape
+    inside = region > 0.5
+    ys = torch.arange(h, dtype=x.dtype).reshape(1, 1, h, 1).expand(n, 1, h, w)
+    xs = torch.arange(w, dtype=x.dtype).reshape(1, 1, 1, w).expand(n, 1, h, w)
+    y0 = torch.where(inside, ys, float(h)).amin(dim=(1, 2, 3))
+    y1 = torch.where(inside, ys, -1.0).amax(dim=(1, 2, 3)) + 1
+    x0 = torch.where(inside, xs, float(w)).amin(dim=(1, 2, 3))
+    x1 = torch.where(inside, xs, -1.0).amax(dim=(1, 2, 3)) + 1
+    sx, cx = (x1 - x0) / w, (x0 + x1) / w - 1
+    sy, cy = (y1 - y0) / h, (y0 + y1) / h - 1
+    zero = torch.zeros_like(sx)
+    theta = torch.stack([torch.stack([sx, zero, cx], dim=1),
+                         torch.stack([zero, sy, cy], dim=1)], dim=1)
+    grid = torch.nn.functional.affine_grid(theta, [n, 1, h, w], align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border",
+                                           align_corners=False)
+
+
+@pytest.mark.parametrize("size", [32, 28, 8])
+def test_crop_to_mask_is_the_affine_grid_crop_bit_for_bit(size):
+    # Same-seed AG-CNN training depends on it, and the exported graph is the faster form.
+    gen = torch.Generator().manual_seed(size)
+    x = torch.rand(64, 1, size, size, generator=gen)
+    blobs = torch.nn.functional.interpolate(torch.rand(64, 1, 4, 4, generator=gen),
+                                            size=(size, size), mode="bilinear")
+    region = largest_component((blobs > 0.6).float(), size)
+    assert torch.equal(crop_to_mask(x, region), _affine_grid_crop(x, region))
+
+
 def test_agcnn_crop_is_differentiable_in_the_image():
     model = AGCNN()
     x = torch.rand(2, 1, 32, 32, requires_grad=True)

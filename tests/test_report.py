@@ -196,6 +196,21 @@ def test_noise_figure_has_a_panel_per_dataset_bands_and_an_outside_legend(tmp_pa
     fig.canvas.draw()
     legend_box = fig.legends[0].get_window_extent()
     assert all(legend_box.x0 >= ax.get_window_extent().x1 for ax in fig.axes)
+    assert fig.get_suptitle() == "Lines: mean over seeds; bands: min..max over seeds"
+
+    saved.clear()
+    noise_figure([g for g in groups if g.method == "traditional"], tmp_path / "one.png")
+    assert saved[0].get_suptitle() == "One seed per line"
+
+
+def test_quick_models_are_called_a_smoke_check(tmp_path):
+    images, labels = synthetic_data()
+    suites = {"mnist": TestSuite("mnist", images, labels, threads=1)}
+    for preset in ("quick", "full"):
+        model = tagged_model(tmp_path / f"{preset}.onnx", "mnist", "proposal", 0, preset=preset)
+        write_results(tmp_path / preset, evaluate([model], threads=1, suites=suites))
+    assert "A smoke check, not results" in report_markdown([tmp_path / "quick"])
+    assert "smoke check" not in report_markdown([tmp_path / "full"])
 
 
 def test_one_table_convention():

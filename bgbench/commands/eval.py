@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bgbench.paths import add_data_root_argument
 from bgbench.vocab import DATASETS, DEFAULT_SUITE, LAYOUTS, SUITES
+
+if TYPE_CHECKING:
+    from bgbench.harness import ModelResult
 
 DEFAULT_OUT = "bgbench-results"
 
@@ -67,7 +70,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="images per onnxruntime call (default 500, or the batch size the "
                    "model's graph fixes)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
-                   help="use only the first N test images (quick checks; results say so)")
+                   help="use only the first N test images (quick checks; results say so; "
+                   "an N of at least the test set's size uses it all, a full evaluation)")
     p.add_argument("--layout", default="auto", choices=("auto", *LAYOUTS),
                    help="input layout: [N,1,S,S], [N,S,S,1], [N,S,S] or [N,S*S] "
                    "(default: detected from the input shape)")
@@ -111,6 +115,27 @@ def parse_backgrounds(text: str) -> list[str] | None:
     return names
 
 
+def recorded_limit(limit: int | None, results: list[ModelResult], data_root: str | None
+                   ) -> int | None:
+    """The ``limit`` results.json records: ``limit`` where it left test images out, None where
+    every model saw its whole test set, so that the results are a full evaluation's (and
+    merge with one). Notes on stderr a limit that left nothing out."""
+    import sys
+
+    from bgbench.data import load_numpy
+
+    if limit is None:
+        return None
+    sizes = {r.dataset: len(load_numpy(r.dataset, "test", data_root=data_root)[1])
+             for r in results}
+    if any(limit < size for size in sizes.values()):
+        return limit
+    print(f"bgbench: --limit {limit} is not below the test set's "
+          f"{max(sizes.values())} images: all of them were used, recorded as a full evaluation",
+          file=sys.stderr)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write the results files, print the table."""
     from bgbench.errors import ParameterError
@@ -127,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         results = evaluate(args.models, backgrounds=parse_backgrounds(args.backgrounds),
                            noise_sweep=args.noise_sweep, suite=args.suite, **model_options(args))
-        extra = {"limit": args.limit} if args.limit else None
+        limit = recorded_limit(args.limit, results, args.data_root)
+        extra = {"limit": limit} if limit else None
         json_path, csv_path = write_results(out, results, force=args.force, extra=extra)
     except ParameterError as err:
         raise err.for_command_line(FLAGS) from None

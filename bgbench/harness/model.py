@@ -77,6 +77,8 @@ def inspect_model(path: str | os.PathLike, dataset: str | None = None, *,
     ``bgbench.harness.conventions``).
     """
     path = Path(path)
+    if path.is_dir():
+        raise BgbenchError(f"{path} is a directory, not a model file; {_onnx_inside(path)}")
     if not path.is_file():
         raise BgbenchError(f"model file {path} does not exist; give the path to an .onnx file")
     try:
@@ -108,6 +110,17 @@ def inspect_model(path: str | os.PathLike, dataset: str | None = None, *,
                      method=metadata.get("bgbench.method", "unknown"), input_name=image.name,
                      output_name=output_name, convention=convention, fixed_batch=fixed_batch,
                      metadata=metadata)
+
+
+def _onnx_inside(folder: Path, shown: int = 3) -> str:
+    """The fix for a directory given as a model: the first few ``*.onnx`` in it, or that it
+    has none."""
+    found = sorted(folder.glob("*.onnx"))
+    if not found:
+        return "it holds no .onnx file; give the path to an .onnx file"
+    more = f" (and {len(found) - shown} more)" if len(found) > shown else ""
+    return (f"give the .onnx files in it, e.g. {folder / '*.onnx'}: "
+            f"{', '.join(str(p) for p in found[:shown])}{more}")
 
 
 def _dataset(path: Path, meta_dataset: str | None, dataset: str | None) -> str:

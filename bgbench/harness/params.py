@@ -1,31 +1,12 @@
-"""Errors about an argument's value, built from its parts.
-
-The library names its parameters (```limit` must be a positive integer``); ``bgbench eval``
-rewrites them into its flags (``--limit must be ...``) with ``for_command_line``, as every
-command does with ``bgbench.errors.ParameterError``.
-"""
+"""Checks of an argument's value, raising ``bgbench.errors.ParameterError`` built from its
+parts (```limit` must be a positive integer, got 0``), which ``bgbench eval`` rewrites into
+its flags (``--limit must be ...``) with ``for_command_line``, as every command does."""
 
 from __future__ import annotations
 
-from typing import Any
+from bgbench.errors import ParameterError
 
-from bgbench import errors
-
-
-class ParameterError(errors.ParameterError):
-    """``<parameter> <problem>, got <value>; <fix>``; ``{name}`` in ``fix`` names another
-    parameter."""
-
-    def __init__(self, parameter: str, problem: str, value: Any = None, fix: str = ""):
-        self.parameter = parameter
-        got = "" if value is None else f", got {value!r}"
-        fix = "; " + fix.format_map(_Backticked()) if fix else ""
-        super().__init__(f"`{parameter}` {problem}{got}{fix}")
-
-
-class _Backticked(dict):
-    def __missing__(self, key: str) -> str:
-        return f"`{key}`"
+__all__ = ["ParameterError", "check_positive"]
 
 
 def check_positive(name: str, value: int | None) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, TextIO, TypeVar
+
+from bgbench import progress
 
 if TYPE_CHECKING:
     from bgbench.harness.evaluate import ModelResult
@@ -12,39 +13,28 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class Progress:
+class Progress(progress.Progress):
     """Reports each model's test sets as they are scored; ``quiet`` reports nothing.
 
     On a terminal a tqdm bar counts a model's test sets; elsewhere (a log, CI) one line is
     written when a model is done, so logs stay short.
     """
 
-    def __init__(self, quiet: bool = False, stream: TextIO | None = None):
+    def __init__(self, quiet: bool = False, stream: TextIO | None = None) -> None:
+        super().__init__(enabled=not quiet, stream=stream)
         self.quiet = quiet
-        self.stream = sys.stderr if stream is None else stream
-        self.bar = not quiet and self.stream.isatty()
 
     def over(self, model: str, items: list[T]) -> Iterator[T]:
         """Yield ``items`` (one model's test sets), with a bar on a terminal."""
-        if not self.bar:
-            yield from items
-            return
-        from tqdm import tqdm
-
-        with tqdm(total=len(items), desc=model, unit="set", file=self.stream,
-                  dynamic_ncols=True) as bar:
-            for item in items:
-                bar.set_postfix_str(getattr(item, "label", str(item)), refresh=False)
-                yield item
-                bar.update(1)
+        return self.loop(items, model, unit="set",
+                         label=lambda item: getattr(item, "label", str(item)))
 
     def done(self, result: ModelResult) -> None:
         """One line for a finished model, where there is no bar."""
-        if self.quiet or self.bar:
+        if self.bar:
             return
         n_images = sum(r.n_images for r in result.test_sets)
         clean = result.accuracy.get("clean")
         clean_text = "" if clean is None else f", clean {100 * clean:.1f}%"
-        print(f"{result.model}: {len(result.test_sets)} test sets, {n_images} images"
-              f"{clean_text}, {result.images_per_second:.0f} images/s",
-              file=self.stream, flush=True)
+        self.line(f"{result.model}: {len(result.test_sets)} test sets, {n_images} images"
+                  f"{clean_text}, {result.images_per_second:.0f} images/s")

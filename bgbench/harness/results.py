@@ -236,16 +236,34 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
 MERGE_KEYS = ("bgbench_version", "git_commit", "versions", "limit")
 
 
+def relative_model_name(model: str, relative_to: str | os.PathLike) -> str:
+    """``model`` (a path as ``bgbench eval`` was given it) relative to the directory
+    ``relative_to``, which must hold it."""
+    name = os.path.relpath(model, relative_to)
+    if name == os.pardir or name.startswith(os.pardir + os.sep):
+        raise ParameterError(f"`relative_to` ({relative_to}) does not hold model {model}; give "
+                             "a directory that holds every model")
+    return Path(name).as_posix()
+
+
 def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
-                  force: bool = False) -> tuple[Path, Path]:
+                  force: bool = False, relative_to: str | os.PathLike | None = None
+                  ) -> tuple[Path, Path]:
     """Write one results.json, results.csv and correct.npz into ``out_dir`` from several
     results directories (e.g. one ``bgbench eval`` per model, run in parallel), models in the
-    order given. The documents must agree on ``MERGE_KEYS`` and name no model twice. Older
-    documents are carried with the intervals of their counts added and nothing else: no
-    measures, and no per-image correctness where they have no correct.npz."""
+    order given. The documents must agree on ``MERGE_KEYS`` and name no model twice, except
+    that a model's evaluation and its worst-case search join into one entry. Older documents
+    are carried with the intervals of their counts added and nothing else: no measures, and
+    no per-image correctness where they have no correct.npz. With ``relative_to``, models are
+    named by their paths relative to that directory (e.g. ``models/x.onnx`` for
+    ``work/models/x.onnx`` relative to ``work``)."""
     if not sources:
         raise ParameterError("`sources` is empty; name the results directories to merge")
     docs = [read_results(s) for s in sources]
+    if relative_to is not None:
+        for d in docs:
+            d["models"] = [{**m, "model": relative_model_name(m["model"], relative_to)}
+                           for m in d["models"]]
     for key in MERGE_KEYS:
         values = {json.dumps(d.get(key), sort_keys=True) for d in docs}
         if len(values) > 1:
@@ -257,6 +275,8 @@ def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
     models = [_join(entries) for entries in grouped.values()]
     rows, seen_rows = [], set()
     for row in (row for source in sources for row in _csv_rows(Path(source))):
+        if relative_to is not None:
+            row["model"] = relative_model_name(row["model"], relative_to)
         # A joined model's clean row is in both its evaluation and its search.
         key = tuple(row[c] for c in CSV_COLUMNS[:6])
         if key not in seen_rows:
@@ -264,6 +284,8 @@ def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
             rows.append(row)
     bits: dict[str, ModelBits] = {}
     for b in (b for source in sources for b in read_bits(source).values()):
+        if relative_to is not None:
+            b.model = relative_model_name(b.model, relative_to)
         if b.model in bits:
             for label, correct in b.sets.items():
                 bits[b.model].sets.setdefault(label, correct)

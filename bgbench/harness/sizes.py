@@ -16,8 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from bgbench import backgrounds as bgs
-from bgbench.errors import BgbenchError
-from bgbench.harness.params import ParameterError
+from bgbench.errors import BgbenchError, ParameterError
 
 DATASET_SIZE = 28
 SIZE_RULES: dict[int, str] = {bgs.SIZE: "paper-32", DATASET_SIZE: "native-28"}
@@ -60,28 +59,17 @@ def _border_28() -> np.ndarray:
     return out
 
 
-def _perimeters(size: int, centres: list[tuple[int, int]], radii: tuple[int, ...]) -> np.ndarray:
-    from skimage.draw import circle_perimeter
-
-    out = np.zeros((size, size), np.uint8)
-    for r, c in centres:
-        for radius in radii:
-            rr, cc = circle_perimeter(r, c, radius, shape=out.shape)
-            out[rr, cc] = 1
-    return out
-
-
 def _circles_28() -> np.ndarray:
     # Centres scaled by 28/32. A perimeter's pixels grow with its radius but the image area
     # with the square of the size, so radius 4 (12.2%) keeps the 12.5% share; 5 gives 14.3%.
     # Nearest resampling of the 32x32 circles breaks each perimeter into pieces.
-    return _perimeters(DATASET_SIZE, [(7, 7), (21, 7), (7, 21), (21, 21)], (4,))
+    return bgs.circle_perimeters(DATASET_SIZE, [(7, 7), (21, 7), (7, 21), (21, 21)], (4,))
 
 
 def _clock_28() -> np.ndarray:
     # The double ring redrawn at radii 13 and 12 (the 32x32 ones, 15 and 14, scaled), ticks
     # 3 px wide crossing both rings: 22.4% against 21.3%. Nearest resampling tears the rings.
-    out = _perimeters(DATASET_SIZE, [(14, 14)], (13, 12))
+    out = bgs.circle_perimeters(DATASET_SIZE, [(14, 14)], (13, 12))
     tick = 5
     out[13:16, :tick] = 1
     out[13:16, -tick:] = 1

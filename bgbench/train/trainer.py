@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from bgbench import progress
 from bgbench.errors import BgbenchError
 from bgbench.fileio import atomic_path, write_json
 from bgbench.train.accuracy import EVAL_BATCH, count_correct
@@ -46,27 +46,15 @@ def _epoch_generator(seed: int, stage_index: int, epoch: int) -> torch.Generator
     return torch.Generator().manual_seed(seed * 1_000_003 + stage_index * 10_007 + epoch)
 
 
-class Progress:
+class Progress(progress.Progress):
     """A tqdm bar per epoch on a terminal; otherwise (or with ``quiet``) one line per epoch."""
 
     def __init__(self, enabled: bool, quiet: bool) -> None:
-        self.enabled = enabled
-        self.bar = enabled and not quiet and sys.stderr.isatty()
+        super().__init__(enabled=enabled, bars=not quiet)
 
     def iterate(self, batches: list[Tensor], desc: str) -> Iterator[Tensor]:
-        if not self.bar:
-            yield from batches
-            return
-        from tqdm import tqdm
-
-        self._tqdm = tqdm(total=len(batches), desc=desc, leave=False, file=sys.stderr,
-                          dynamic_ncols=True)
-        try:
-            for batch in batches:
-                yield batch
-                self._tqdm.update(1)
-        finally:
-            self._tqdm.close()
+        """Yield an epoch's batches, with a bar (cleared at the end) where bars are drawn."""
+        return self.loop(batches, desc, leave=False)
 
     def postfix(self, meters: Meters, **shown: str) -> None:
         """Show the running means of ``meters`` on the bar (``shown``: label to metric name),
@@ -79,8 +67,8 @@ class Progress:
                                refresh=False)
 
     def log(self, message: str) -> None:
-        if self.enabled:
-            print(message, file=sys.stderr, flush=True)
+        """One line on stderr (the main process only)."""
+        self.line(message)
 
 
 class Trainer:
