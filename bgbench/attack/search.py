@@ -12,9 +12,9 @@ input size, with a budget of ``B`` background queries per image:
   ``CHUNK`` in dataset order. Each image first gets ``ceil(EXPLORE_SHARE * B)`` backgrounds:
   those that fooled the most images of earlier chunks (the library), after at least
   ``POOL_FLOOR`` of the pool's first members (the first chunk: the pool's first members
-  only); then local moves (``members.move``) from the ``ELITE`` backgrounds with the lowest
-  margin for that image (true class output minus the largest other), one query a move,
-  until it is fooled or has used ``B`` queries. Every background that fools an image joins
+  only); then, alternately, the pool's next member and a local move (``members.move``)
+  from the ``ELITE`` backgrounds with the lowest margin for that image (true class output
+  minus the largest other), one query each, until it is fooled or has used ``B`` queries. Every background that fools an image joins
   the library. An image right on clean and never fooled counts as right.
 
 An image is right when the argmax of the model's output is its label. Queries are counted per
@@ -52,7 +52,7 @@ CHUNK = 250
 POOL_FLOOR = 5
 # Share of the steps after the first backgrounds that are local moves; the others continue
 # through the pool.
-MOVE_SHARE = 1.0
+MOVE_SHARE = 0.5
 EXAMPLES = 8
 
 
