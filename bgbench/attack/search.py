@@ -33,26 +33,25 @@ import numpy as np
 
 from bgbench.attack import families as fams
 from bgbench.attack import members as mem
+from bgbench.attack.protocol import (
+    CHUNK,
+    CURVE,
+    DEFAULT_BUDGET,
+    DEFAULT_SEED,
+    ELITE,
+    EXAMPLES,
+    EXPLORE_SHARE,
+    MOVE_SHARE,
+    POOL_FLOOR,
+    PROTOCOL,
+    SUITE,
+)
 from bgbench.harness.evaluate import Scorer, composites_sha256
 from bgbench.harness.params import ParameterError
 from bgbench.harness.progress import Progress
 from bgbench.harness.stats import wilson
 from bgbench.harness.testsets import CLEAN, TestSuite
 
-PROTOCOL = "bgbench-worst-case-1"
-SUITE = "worst-case"
-DEFAULT_BUDGET = 100
-DEFAULT_SEED = 0
-CURVE: tuple[int, ...] = (1, 10, 100)
-EXPLORE_SHARE = 0.3
-ELITE = 4
-# Images attacked together; the library learnt from earlier chunks guides later ones.
-CHUNK = 250
-# Pool members every chunk still tries first, however long the library.
-POOL_FLOOR = 5
-# Share of the steps after the first backgrounds that are local moves; the others continue
-# through the pool.
-MOVE_SHARE = 0.5
 EXAMPLES = 8
 
 

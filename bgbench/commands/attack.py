@@ -16,7 +16,7 @@ DEFAULT_OUT = "bgbench-attack"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``attack`` subcommand."""
-    from bgbench.attack.search import DEFAULT_BUDGET, DEFAULT_SEED, EXPLORE_SHARE
+    from bgbench.attack.protocol import DEFAULT_BUDGET, DEFAULT_SEED, EXPLORE_SHARE
 
     p = subparsers.add_parser(
         "attack", help="search each model's worst backgrounds (universal, worst-of-k, adaptive)",
