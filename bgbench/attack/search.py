@@ -14,8 +14,9 @@ input size, with a budget of ``B`` background queries per image:
   ``POOL_FLOOR`` of the pool's first members (the first chunk: the pool's first members
   only); then, alternately, the pool's next member and a local move (``members.move``)
   from the ``ELITE`` backgrounds with the lowest margin for that image (true class output
-  minus the largest other), one query each, until it is fooled or has used ``B`` queries. Every background that fools an image joins
-  the library. An image right on clean and never fooled counts as right.
+  minus the largest other), one query each, until it is fooled or has used ``B`` queries.
+  Every background that fools an image joins the library. An image right on clean and never
+  fooled counts as right.
 
 An image is right when the argmax of the model's output is its label. Queries are counted per
 image, as an attacker that stops at its first success would spend them; the library costs no
@@ -51,8 +52,6 @@ from bgbench.harness.params import ParameterError
 from bgbench.harness.progress import Progress
 from bgbench.harness.stats import wilson
 from bgbench.harness.testsets import CLEAN, TestSuite
-
-EXAMPLES = 8
 
 
 @dataclass
