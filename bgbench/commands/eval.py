@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bgbench.locks import writes
 from bgbench.paths import add_data_root_argument
 from bgbench.vocab import DATASETS, DEFAULT_SUITE, LAYOUTS, SUITES
 
@@ -93,6 +94,7 @@ def parse_backgrounds(text: str) -> list[str] | None:
     return names
 
 
+@writes("eval", lambda args: args.out)
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write the results files, print the table."""
     from bgbench.errors import ParameterError
