@@ -182,7 +182,13 @@ def writes(what: str, *where: Callable[[argparse.Namespace], str | os.PathLike |
     return decorate
 
 
+def is_leftover(path: Path) -> bool:
+    """Whether ``path`` is the lock file or an atomic write's temporary file
+    (``.NAME.XXXX.tmp``), which a killed writer leaves and which hold no results."""
+    return path.name == LOCK_FILE or (path.name.startswith(".") and path.name.endswith(".tmp"))
+
+
 def has_content(directory: str | os.PathLike) -> bool:
-    """Whether ``directory`` exists and holds anything besides its lock file."""
+    """Whether ``directory`` exists and holds anything but ``is_leftover`` files."""
     directory = Path(directory)
-    return directory.is_dir() and any(p.name != LOCK_FILE for p in directory.iterdir())
+    return directory.is_dir() and any(not is_leftover(p) for p in directory.iterdir())

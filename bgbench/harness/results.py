@@ -142,7 +142,7 @@ def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
                                "merge each evaluation once")
         seen.add(m["model"])
     rows: list[str] = []
-    for source in sources:
+    for source, doc in zip(sources, docs, strict=True):
         path = Path(source) / RESULTS_CSV
         if not path.exists():
             raise BgbenchError(f"{path} does not exist; re-run `bgbench eval ... --out "
@@ -150,6 +150,7 @@ def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
         header, *lines = path.read_text(encoding="utf-8").splitlines()
         if header != ",".join(CSV_COLUMNS):
             raise BgbenchError(f"{path} has other columns than this bgbench's results.csv")
+        _check_rows(path, lines, doc)
         rows += lines
     out_dir = Path(out_dir)
     paths = out_dir / RESULTS_JSON, out_dir / RESULTS_CSV
@@ -160,6 +161,23 @@ def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
     write_json(paths[0], merged)
     write_text(paths[1], "\n".join([",".join(CSV_COLUMNS), *rows]) + "\n")
     return paths
+
+
+def _check_rows(path: Path, lines: list[str], doc: dict[str, Any]) -> None:
+    """``lines`` of results.csv hold one whole row per test set of each model in ``doc``
+    (a truncated or foreign results.csv is an error, never merged)."""
+    want = {m["model"]: len(m["accuracy"]) + len(m.get("noise_sweep") or {})
+            + len(m.get("extended_accuracy") or {}) for m in doc["models"]}
+    have: dict[str, int] = {}
+    for row in csv.reader(lines):
+        if len(row) != len(CSV_COLUMNS):
+            have = {}
+            break
+        have[row[0]] = have.get(row[0], 0) + 1
+    if have != want:
+        raise BgbenchError(f"{path} does not match the results.json beside it (cut short or "
+                           "from another evaluation); re-run `bgbench eval ... --out "
+                           f"{path.parent} --force`")
 
 
 def _model_label(entry: dict[str, Any]) -> str:

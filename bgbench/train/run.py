@@ -14,7 +14,7 @@ from torch import nn
 
 from bgbench.errors import BgbenchError, ParameterError
 from bgbench.fileio import write_json, write_text
-from bgbench.locks import LOCK_FILE, directory_lock, has_content
+from bgbench.locks import LOCK_FILE, directory_lock, has_content, is_leftover
 from bgbench.provenance import git_commit, package_versions
 from bgbench.train import config as cfg
 from bgbench.train import distributed
@@ -50,6 +50,8 @@ def _prepare_dir(out: Path, config: dict[str, Any], resume: bool, force: bool,
     ``out``'s lock held, so what a killed writer left (temporary files, a torn metrics line)
     is nobody's work in progress."""
     exists = has_content(out)
+    if ctx.is_main:
+        _remove_temporary_files(out)
     if exists and not (resume or force):
         raise ParameterError(f"run directory {out} already exists; pass `resume` to continue "
                              "it or `force` to start over")
@@ -64,7 +66,6 @@ def _prepare_dir(out: Path, config: dict[str, Any], resume: bool, force: bool,
             read_done(out)
             return False
         if ctx.is_main:
-            _remove_temporary_files(out)
             _trim_metrics(out)
         ctx.barrier()
         return True
@@ -86,7 +87,8 @@ def _remove_temporary_files(out: Path) -> None:
     """Delete the temporary files of atomic writes a killed process left (``.NAME.*.tmp``)."""
     for folder in (out, out / CHECKPOINTS):
         for tmp in folder.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+            if is_leftover(tmp):
+                tmp.unlink(missing_ok=True)
 
 
 def _describe(key: str, old: Any, new: Any) -> str:
