@@ -294,3 +294,247 @@ def test_eval_killed_then_rerun_gives_the_same_results(tmp_path, fake_test_data,
 def test_merge_killed_then_rerun_gives_the_same_results(tmp_path, evaluations, capsys, fault):
     kill_and_rerun(fault, ["merge", *map(str, evaluations)], tmp_path / "ref",
                    tmp_path / "out", tmp_path, capsys)
+
+
+# --- a full or failing disk: one line naming the file and the cause, the old file intact ---
+
+def fail_writes_of(monkeypatch, path: Path, nth: int = 1) -> None:
+    """The ``nth`` atomic write of ``path`` goes to /dev/full: ENOSPC part-way through."""
+    real_open, seen = open, [0]
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        if mode == "wb" and written_file(str(file)) == str(path):
+            seen[0] += 1
+            if seen[0] == nth:
+                return real_open("/dev/full", mode, *args, **kwargs)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(fileio, "open", fake_open, raising=False)
+
+
+def fail_syncs_of(monkeypatch, path: Path, code: int, nth: int = 1) -> None:
+    """The ``nth`` sync of a write of ``path`` fails with ``code`` (EIO, ENOSPC)."""
+    real_fsync, seen = os.fsync, [0]
+
+    def fake_fsync(fd):
+        if written_file(os.readlink(f"/proc/self/fd/{fd}")) == str(path):
+            seen[0] += 1
+            if seen[0] == nth:
+                raise OSError(code, os.strerror(code))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fake_fsync)
+
+
+def assert_write_error(err: BgbenchError, path: Path, code: int, kept: bool = True) -> None:
+    message = str(err)
+    assert "\n" not in message
+    assert message.startswith(f"cannot write {path} ({os.strerror(code)}, "
+                              f"{errno.errorcode[code]})")
+    assert (f"the previous {path.name} is unchanged" if kept else "was written") in message
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("fault", cases("disk", "train"))
+def test_train_disk_error_keeps_the_last_good_files(tmp_path, reference, monkeypatch, fault):
+    reference_run, _ = reference
+    run = tmp_path / "run"
+    if fault == "train-enospc-checkpoint":
+        path, code, kept = run / "checkpoints" / "adversarial.pt", errno.ENOSPC, True
+        fail_writes_of(monkeypatch, path, nth=2)
+    elif fault == "train-eio-metrics":
+        path, code, kept = run / "metrics.jsonl", errno.EIO, True
+        fail_syncs_of(monkeypatch, path, errno.EIO, nth=3)
+    else:
+        path, code, kept = run / "classifier.pt", errno.ENOSPC, False
+        fail_writes_of(monkeypatch, path)
+    with pytest.raises(fileio.WriteError) as caught:
+        train(tiny_config(), run, quiet=True, tensors=synthetic(IMAGES, seed=0))
+    assert_write_error(caught.value, path, code, kept)
+    monkeypatch.undo()
+    if fault == "train-enospc-checkpoint":
+        assert StageCheckpoint.load(path).epochs_done == 1  # the epoch before, loadable
+    assert not list(run.rglob("*.tmp")) and not (run / "done.json").exists()
+    resume(run)
+    assert_same_run(reference_run, run)
+
+
+@pytest.mark.parametrize("fault", cases("disk", "eval"))
+def test_eval_disk_error_keeps_the_previous_results(tmp_path, fake_test_data, monkeypatch,
+                                                    capsys, fault):
+    out = tmp_path / "out"
+    argv = ["eval", str(make_model(tmp_path / "corner.onnx")), "--threads", "1", "--quiet",
+            "--out", str(out)]
+    assert main(argv) == 0
+    before = (out / "results.csv").read_bytes()
+    capsys.readouterr()
+    fail_syncs_of(monkeypatch, out / "results.csv", errno.ENOSPC)
+    err = one_line_error(capsys, 1, main([*argv, "--force"]))
+    assert f"cannot write {out / 'results.csv'} (No space left on device, ENOSPC)" in err
+    assert "the previous results.csv is unchanged" in err
+    assert (out / "results.csv").read_bytes() == before
+    assert not list(out.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("fault", cases("disk", "merge"))
+def test_merge_disk_error_keeps_the_previous_merge(tmp_path, evaluations, monkeypatch,
+                                                   capsys, fault):
+    out = tmp_path / "merged"
+    argv = ["merge", *map(str, evaluations), "--out", str(out)]
+    assert main(argv) == 0
+    before = written(out)
+    capsys.readouterr()
+    fail_syncs_of(monkeypatch, out / "results.json", errno.EIO)
+    err = one_line_error(capsys, 1, main([*argv, "--force"]))
+    assert f"cannot write {out / 'results.json'} (Input/output error, EIO)" in err
+    assert written(out) == before
+    assert json.loads((out / "results.json").read_text())["models"]  # still loadable
+
+
+# --- corrupt or truncated files: one line naming the file and the fix, nothing rewritten --
+
+def cut(path: Path) -> None:
+    """Truncate ``path`` to half its bytes, as a failing disk or a bad copy leaves it."""
+    os.truncate(path, path.stat().st_size // 2)
+
+
+CORRUPT_TRAIN = {
+    "train-corrupt-metrics": ("metrics.jsonl", "metrics.jsonl line 2 is not a metrics record; "
+                              "restore the file, or delete the run directory and train again"),
+    "train-corrupt-config": ("config.json", r"config.json is corrupt or not a bgbench config "
+                             r"\(.*\); restore it, or delete the run directory and train again"),
+    "train-corrupt-done": ("done.json", r"done.json is corrupt \(.*\); delete it and resume "
+                           r"the run \(`bgbench train ... --resume` rewrites it"),
+    "train-truncated-checkpoint": ("checkpoints/mask.pt", r"checkpoint .*mask.pt is corrupt or "
+                                   r"unreadable \(.*\); delete it or start the run over"),
+}
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("fault", cases("corrupt", "train"))
+def test_train_resume_refuses_a_corrupt_file(tmp_path, reference, fault):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(reference[0], run)
+    name, message = CORRUPT_TRAIN[fault]
+    if fault != "train-corrupt-done":
+        (run / "done.json").unlink()  # as if interrupted, so resume reads on
+    if fault == "train-corrupt-metrics":
+        lines = (run / name).read_text().splitlines(keepends=True)
+        (run / name).write_text("".join([lines[0], "{not json\n", *lines[1:]]))
+    else:
+        cut(run / name)
+    before = written(run)
+    with pytest.raises(BgbenchError, match=message) as caught:
+        resume(run)
+    assert "\n" not in str(caught.value) and str(run / name) in str(caught.value)
+    assert written(run) == before
+    if fault == "train-corrupt-done":  # the fix the message names gives the same run back
+        (run / "done.json").unlink()
+        resume(run)
+        assert_same_run(reference[0], run)
+
+
+@pytest.mark.parametrize("fault", cases("corrupt", "export"))
+def test_export_refuses_truncated_weights(tmp_path, reference, capsys, fault):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(reference[0], run)
+    cut(run / "classifier.pt")
+    rc = main(["export", str(run), "--out", str(tmp_path / "model.onnx")])
+    err = one_line_error(capsys, 1, rc)
+    assert f"{run / 'classifier.pt'} is corrupt or unreadable" in err and "retrain" in err
+    assert not (tmp_path / "model.onnx").exists()
+
+
+@pytest.mark.parametrize("fault", cases("corrupt", "merge"))
+def test_merge_refuses_a_corrupt_evaluation(tmp_path, evaluations, capsys, fault):
+    out = tmp_path / "merged"
+    argv = ["merge", *map(str, evaluations), "--out", str(out)]
+    assert main(argv) == 0
+    before = written(out)
+    name = "results.json" if fault == "merge-corrupt-json" else "results.csv"
+    cut(evaluations[0] / name)
+    capsys.readouterr()
+    err = one_line_error(capsys, 1, main([*argv, "--force"]))
+    assert str(evaluations[0] / name) in err
+    assert ("is not valid JSON" if name == "results.json" else
+            "does not match the results.json beside it") in err
+    assert "bgbench eval" in err and written(out) == before
+
+
+# --- an output directory that cannot be written: one line, before any work ----------------
+
+def no_work(monkeypatch) -> None:
+    """Loading data (the first work of every command) fails the test."""
+    def work(*args, **kwargs):
+        raise AssertionError("work started")
+
+    monkeypatch.setattr("bgbench.data.load_numpy", work)
+    monkeypatch.setattr("bgbench.data.torch_data.load_tensors", work)
+
+
+def command_writing(command: str, out: Path, tmp_path: Path) -> list[str]:
+    """A command line of ``command`` that writes into directory ``out``."""
+    return {
+        "train": ["train", "--dataset", "mnist", "--method", "traditional", "--out", str(out)],
+        "eval": ["eval", str(tmp_path / "model.onnx"), "--out", str(out)],
+        "merge": ["merge", str(tmp_path / "evals"), "--out", str(out)],
+        "export": ["export", str(tmp_path / "run"), "--out", str(out / "model.onnx")],
+        "report": ["report", str(tmp_path / "results"), "--out", str(out / "report.md")],
+        "reproduce": ["reproduce", "--datasets", "mnist", "--methods", "traditional",
+                      "--out", str(out)],
+    }[command]
+
+
+@pytest.mark.parametrize("fault", cases("parent"))
+def test_unwritable_output_is_refused_before_any_work(tmp_path, monkeypatch, capsys, fault):
+    command = BY_ID[fault].command
+    no_work(monkeypatch)
+    if fault.endswith("-blocked"):
+        (tmp_path / "file").write_text("not a directory")
+        out = tmp_path / "file" / "out"
+        expected = f"cannot create {out} (Not a directory); choose a directory you can write to"
+    else:
+        out = tmp_path / "out"
+        out.mkdir()
+        real_open = os.open
+
+        def read_only(path, flags, *args):
+            if str(path).endswith(locks.LOCK_FILE):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+            return real_open(path, flags, *args)
+
+        monkeypatch.setattr(os, "open", read_only)
+        expected = (f"cannot write into {out} (Read-only file system); choose a directory "
+                    "you can write to")
+    err = one_line_error(capsys, 2, main(command_writing(command, out, tmp_path)))
+    assert err == f"bgbench {command}: error: {expected}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file" if "blocked" in fault else "out"]
+
+
+# --- two writers at once: the second is refused at once, naming the first ------------------
+
+@pytest.mark.parametrize("fault", cases("lock"))
+def test_a_second_writer_is_refused_at_once(tmp_path, monkeypatch, capsys, fault):
+    import socket
+
+    command = BY_ID[fault].command
+    no_work(monkeypatch)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "work").write_text("the first writer's")
+    with held_by_another_process(out, "train") as first:
+        before = written(out)
+        start = time.monotonic()
+        rc = main(command_writing(command, out, tmp_path))
+        elapsed = time.monotonic() - start
+        err = one_line_error(capsys, 2, rc)
+        assert written(out) == before
+    assert elapsed < 1.0
+    assert re.fullmatch(
+        rf"bgbench {command}: error: {re.escape(str(out))} is in use by process {first.pid} "
+        rf"on {re.escape(socket.gethostname())} \(`.*`, train\); wait for it to finish or "
+        r"stop that process, then run this again\n", err), err
