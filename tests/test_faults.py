@@ -23,6 +23,7 @@ from faultkit import (
     held_by_another_process,
     points,
     recording,
+    train_child,
     tree,
     without,
     written_file,
@@ -55,7 +56,8 @@ FAULTS = [
     *[Fault(f"train-kill-{phase}", "train", "kill",
             f"SIGKILL at a seeded point while {what}")
       for phase, what in [("classifier", "stage 1 (classifier) trains or checkpoints"),
-                          ("mask", "stage 2 (mask generator) trains or checkpoints"),
+                          ("mask", "stage 2 (mask generator) writes a checkpoint (inside "
+                           "the write)"),
                           ("adversarial", "stage 3 (adversarial) trains or checkpoints"),
                           ("finish", "the final weights and done.json are written")]],
     Fault("train-kill-twice", "train", "kill", "SIGKILL at two seeded points in a row, then "
@@ -176,16 +178,12 @@ def assert_same_run(reference_run: Path, run: Path) -> None:
         assert without(json.loads(got[name]), *TIMING) == without(json.loads(ref[name]), *TIMING)
 
 
-def kill_train(run: Path, point: tuple[int, str, str], cwd: Path, resume: bool = False
-               ) -> int:
-    """Train (or resume) ``run`` in a child killed at ``point``; its return code."""
-    spec = {"target": point[0], "mode": point[1], "torch": True,
-            "train": {"method": "proposal", "overrides": TINY, "images": IMAGES,
-                      "out": str(run), "resume": resume}}
-    proc = child(spec, cwd)
-    assert proc.returncode in ((0, -signal.SIGKILL) if resume else (-signal.SIGKILL,)), \
-        proc.stderr
-    return proc.returncode
+def kill_train(run: Path, point: tuple[int, str, str], resume: bool = False) -> None:
+    """Train (or resume) ``run`` in a child killed at ``point`` (a resumed run may end
+    before it)."""
+    code = train_child(point[0], point[1], method="proposal", overrides=TINY, images=IMAGES,
+                       out=run, resume=resume)
+    assert code in ((0, -signal.SIGKILL) if resume else (-signal.SIGKILL,)), code
 
 
 def resume(run: Path) -> None:
@@ -200,13 +198,17 @@ def test_train_killed_anywhere_resumes_to_the_same_bytes(tmp_path, reference, fa
     run = tmp_path / "run"
     if fault == "train-kill-twice":
         every = points(events)
-        kill_train(run, rng.choice(every[: len(every) // 2]), tmp_path)
+        kill_train(run, rng.choice(every[: len(every) // 2]))
         # Event numbers count from the resumed run's start, so this kill falls after the
         # first one (or not at all, if the resumed run is shorter).
-        kill_train(run, rng.choice(every[: len(every) // 3]), tmp_path, resume=True)
+        kill_train(run, rng.choice(every[: len(every) // 3]), resume=True)
     else:
-        point = rng.choice(train_phases(events, reference_run)[fault.split("-")[-1]])
-        kill_train(run, point, tmp_path)
+        phase = fault.split("-")[-1]
+        choices = train_phases(events, reference_run)[phase]
+        if phase == "mask":  # inside a checkpoint write: the temporary file cut short
+            choices = [p for p in choices if p[1] == "torn" and p[2].endswith(".pt")]
+        point = rng.choice(choices)
+        kill_train(run, point)
         if not point[2].endswith("done.json"):
             assert not (run / "done.json").exists()
     resume(run)
@@ -538,3 +540,100 @@ def test_a_second_writer_is_refused_at_once(tmp_path, monkeypatch, capsys, fault
         rf"bgbench {command}: error: {re.escape(str(out))} is in use by process {first.pid} "
         rf"on {re.escape(socket.gethostname())} \(`.*`, train\); wait for it to finish or "
         r"stop that process, then run this again\n", err), err
+
+
+# --- reproduce: SIGKILL anywhere, then reproduce again --------------------------------------
+
+REPRODUCE_TRAIN = ["--train-subset", "200", "--val-size", "100", "--epochs", "1",
+                   "--batch-size", "50"]
+
+
+def reproduce_argv(out: Path, data_root: Path) -> list[str]:
+    import shlex
+
+    return ["reproduce", "--datasets", "mnist", "--methods", "traditional", "--threads", "1",
+            "--limit", "100", "--data-root", str(data_root), "--train-args",
+            shlex.join(REPRODUCE_TRAIN), "--out", str(out)]
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory, real_data_root):
+    """An uninterrupted tiny reproduce, and the events (writes) it made."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("reproduced") / "out"
+    try:
+        with recording() as events:
+            assert main(reproduce_argv(out, real_data_root)) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return out, events
+
+
+def reproduce_outcome(out: Path) -> dict:
+    """What reproduce measured (accuracies per model) and the weights it trained."""
+    doc = json.loads((out / "results" / "results.json").read_text())
+    keys = ("accuracy", "noise_sweep", "extended_accuracy", "n_images")
+    return {"results": {Path(m["model"]).name: {k: m[k] for k in keys} for m in doc["models"]},
+            "weights": {k: v for k, v in tree(out / "runs").items() if k.endswith(".pt")},
+            "report": (out / "report.md").is_file()}
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("fault", cases("kill", "reproduce"))
+def test_reproduce_killed_anywhere_then_again_gives_the_same_results(
+        tmp_path, reproduced, real_data_root, capsys, fault):
+    import shutil
+
+    ref, events = reproduced
+    every = points(events)
+    training = [p for p in every if Path(p[2]).is_relative_to(ref / "runs")]
+    trained = max(p[0] for p in training) + 1  # the events of training come first
+    out = tmp_path / "out"
+    if fault == "reproduce-kill-train":
+        point = random.Random(f"{SEED}-{fault}").choice(training)
+        target = point[0]
+    else:
+        # Start from the finished training (reproduce skips it) to keep the test short:
+        # event numbers then count from the export.
+        point = random.Random(f"{SEED}-{fault}").choice([p for p in every if p[0] >= trained])
+        target = point[0] - trained
+        shutil.copytree(ref / "runs", out / "runs")
+    proc = child({"target": target, "mode": point[1], "torch": True,
+                  "argv": reproduce_argv(out, real_data_root)}, tmp_path)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert main(reproduce_argv(out, real_data_root)) == 0
+    assert reproduce_outcome(out) == reproduce_outcome(ref)
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+@pytest.mark.parametrize("fault", cases("corrupt", "reproduce"))
+def test_reproduce_refuses_a_corrupt_evaluation(tmp_path, reproduced, real_data_root, capsys,
+                                                fault):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(reproduced[0], out)
+    evaluation = out / "evals" / "mnist-traditional-seed0" / "results.json"
+    cut(evaluation)
+    before = written(out)
+    capsys.readouterr()
+    err = one_line_error(capsys, 1, main(reproduce_argv(out, real_data_root)))
+    assert f"{evaluation} is corrupt (JSONDecodeError" in err
+    assert "delete it and run reproduce again" in err
+    assert written(out) == before
+
+
+# --- the list, the tests and the docs agree -------------------------------------------------
+
+def test_every_fault_has_a_test_and_the_docs_list_them_all():
+    assert len(BY_ID) == len(FAULTS) and USED == set(BY_ID)
+    doc = DOC.read_text(encoding="utf-8")
+    [count] = re.findall(r"(\d+) faults injected, 0 lost", doc)
+    assert int(count) == len(FAULTS)
+    listed = re.findall(r"^\| `([a-z-]+)` \|", doc, flags=re.M)
+    assert listed == [f.id for f in FAULTS]
+    assert f"`{locks.LOCK_FILE}`" in doc
