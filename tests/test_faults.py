@@ -96,7 +96,8 @@ FAULTS = [
             "(cannot be created)") for command in
       ("train", "eval", "merge", "export", "report", "reproduce")],
     *[Fault(f"{command}-read-only", command, "parent", "the output directory is read-only "
-            "(EROFS)") for command in ("train", "eval")],
+            "(EROFS)") for command in
+      ("train", "eval", "merge", "export", "report", "reproduce")],
     *[Fault(f"{command}-second-writer", command, "lock", "a second process writes the same "
             "output directory") for command in
       ("train", "eval", "merge", "export", "report", "reproduce")],
@@ -123,8 +124,8 @@ def one_line_error(capsys, code: int, rc: int) -> str:
 
 # Every stage of the proposal method, two epochs where best-epoch choice matters.
 TINY = {"epochs": 2, "mask_epochs": 1, "adv_epochs": 2, "local_epochs": 1, "batch_size": 32,
-        "train_subset": 0, "val_size": 64, "unet_width": 4, "gen_width": 8, "cc_iterations": 8}
-IMAGES = 256
+        "train_subset": 0, "val_size": 32, "unet_width": 4, "gen_width": 8, "cc_iterations": 8}
+IMAGES = 128
 TIMING = ("seconds", "images_per_second", "train_seconds", "last_session_seconds",
           "finished", "created")
 
