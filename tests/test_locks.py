@@ -137,3 +137,33 @@ def test_report_and_export_lock_what_they_write(tmp_path, capsys):
     with held_by_another_process(tmp_path / "run"):
         assert main(["export", str(tmp_path / "run")]) == 2  # RUN_DIR/model.onnx
         assert "is in use by process" in capsys.readouterr().err
+
+
+BLOCK_TORCH = textwrap.dedent("""
+    import importlib.abc, sys
+
+    class BlockTorch(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "torch" or name.startswith("torch."):
+                raise ImportError("torch is blocked in this test")
+
+    sys.meta_path.insert(0, BlockTorch())
+    from bgbench.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--dataset", "mnist", "--method", "proposal", "--resume"],
+    ["reproduce", "--datasets", "mnist"],
+], ids=["train", "reproduce"])
+def test_the_refusal_comes_before_torch_loads(tmp_path, argv):
+    """A second writer is refused within a second, not after the seconds torch takes to
+    import: with torch blocked, the refusal is still what it prints."""
+    with held_by_another_process(tmp_path / "R") as first:
+        proc = subprocess.run([sys.executable, "-c", BLOCK_TORCH, *argv, "--out",
+                               str(tmp_path / "R")], capture_output=True, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert f"is in use by process {first.pid}" in proc.stderr
+    assert proc.stderr.count("\n") == 1
