@@ -112,6 +112,8 @@ def _trim_metrics(out: Path) -> None:
     lines = text.splitlines()
     kept = []
     for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
         try:
             record = json.loads(line)
             stage, epoch = record["stage"], record["epoch"]
