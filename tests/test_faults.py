@@ -11,11 +11,15 @@ import json
 import os
 import random
 import re
+import shlex
+import shutil
 import signal
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from faultkit import (
@@ -239,8 +243,6 @@ def fake_test_data(monkeypatch):
 @pytest.fixture
 def evaluations(tmp_path, fake_test_data):
     """Two per-model evaluation directories (as reproduce writes them)."""
-    import numpy as np
-
     dirs = []
     for name, weights in (("a", None), ("b", np.random.default_rng(2).normal(
             size=(1024, 10)).astype(np.float32))):
@@ -416,8 +418,6 @@ CORRUPT_TRAIN = {
 @pytest.mark.usefixtures("one_torch_thread")
 @pytest.mark.parametrize("fault", cases("corrupt", "train"))
 def test_train_resume_refuses_a_corrupt_file(tmp_path, reference, fault):
-    import shutil
-
     run = tmp_path / "run"
     shutil.copytree(reference[0], run)
     name, message = CORRUPT_TRAIN[fault]
@@ -441,8 +441,6 @@ def test_train_resume_refuses_a_corrupt_file(tmp_path, reference, fault):
 
 @pytest.mark.parametrize("fault", cases("corrupt", "export"))
 def test_export_refuses_truncated_weights(tmp_path, reference, capsys, fault):
-    import shutil
-
     run = tmp_path / "run"
     shutil.copytree(reference[0], run)
     cut(run / "classifier.pt")
@@ -522,8 +520,6 @@ def test_unwritable_output_is_refused_before_any_work(tmp_path, monkeypatch, cap
 
 @pytest.mark.parametrize("fault", cases("lock"))
 def test_a_second_writer_is_refused_at_once(tmp_path, monkeypatch, capsys, fault):
-    import socket
-
     command = BY_ID[fault].command
     no_work(monkeypatch)
     out = tmp_path / "out"
@@ -550,8 +546,6 @@ REPRODUCE_TRAIN = ["--train-subset", "200", "--val-size", "100", "--epochs", "1"
 
 
 def reproduce_argv(out: Path, data_root: Path) -> list[str]:
-    import shlex
-
     return ["reproduce", "--datasets", "mnist", "--methods", "traditional", "--threads", "1",
             "--limit", "100", "--data-root", str(data_root), "--train-args",
             shlex.join(REPRODUCE_TRAIN), "--out", str(out)]
@@ -586,8 +580,6 @@ def reproduce_outcome(out: Path) -> dict:
 @pytest.mark.parametrize("fault", cases("kill", "reproduce"))
 def test_reproduce_killed_anywhere_then_again_gives_the_same_results(
         tmp_path, reproduced, real_data_root, capsys, fault):
-    import shutil
-
     ref, events = reproduced
     every = points(events)
     training = [p for p in every if Path(p[2]).is_relative_to(ref / "runs")]
@@ -614,8 +606,6 @@ def test_reproduce_killed_anywhere_then_again_gives_the_same_results(
 @pytest.mark.parametrize("fault", cases("corrupt", "reproduce"))
 def test_reproduce_refuses_a_corrupt_evaluation(tmp_path, reproduced, real_data_root, capsys,
                                                 fault):
-    import shutil
-
     out = tmp_path / "out"
     shutil.copytree(reproduced[0], out)
     evaluation = out / "evals" / "mnist-traditional-seed0" / "results.json"
