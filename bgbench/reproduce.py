@@ -13,7 +13,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bgbench.errors import ParameterError
+from bgbench.errors import BgbenchError, ParameterError
+from bgbench.locks import directory_lock, has_content
 from bgbench.train.config import check_preset
 from bgbench.vocab import DATASETS, DEFAULT_PRESET, MAIN_METHODS, METHODS
 
@@ -91,14 +92,22 @@ def _data_root(plan: Plan) -> list[str]:
 
 def _results_cover(results: Path, models: list[Path], plan: Plan) -> bool:
     """Whether results.json already holds exactly these model files, evaluated as asked
-    (the noise sweep and the extended suite)."""
+    (the noise sweep and the extended suite), with its results.csv written after it (an
+    evaluation killed between the two writes is redone). A results.json that is not one
+    is an error: it is never silently replaced."""
     from bgbench.harness.model import file_sha256
 
+    table = results.with_name("results.csv")
+    if not results.is_file():
+        return False
     try:
         doc = json.loads(results.read_text(encoding="utf-8"))
         have = {(m["model"], m["sha256"]) for m in doc["models"]}
         sweep = all(m["noise_sweep"] and m.get("suite") == "extended" for m in doc["models"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise BgbenchError(f"{results} is corrupt ({type(err).__name__}: {err}); delete it "
+                           "and run reproduce again to evaluate that model anew") from None
+    if not table.is_file() or table.stat().st_mtime_ns < results.stat().st_mtime_ns:
         return False
     want = {(str(p), file_sha256(p)) for p in models}
     return have == want and sweep and doc.get("limit") == plan.limit
@@ -107,13 +116,13 @@ def _results_cover(results: Path, models: list[Path], plan: Plan) -> bool:
 def run_configuration(plan: Plan, dataset: str, method: str, seed: int) -> Path:
     """Train, export and evaluate one of ``plan``'s configurations, skipping what is done;
     returns its evaluation's results directory. One evaluation per model, so an interrupted
-    reproduce keeps what it measured, and configurations can run in parallel processes."""
+    reproduce keeps what it measured."""
     out, name = plan.out, plan.name(dataset, method, seed)
     run_dir, model = out / "runs" / name, out / "models" / f"{name}.onnx"
     if (run_dir / "done.json").is_file():
         print(f"\n{name}: trained (skipping)", flush=True)
     else:
-        resume = ["--resume"] if run_dir.is_dir() and any(run_dir.iterdir()) else []
+        resume = ["--resume"] if has_content(run_dir) else []
         _step(["train", "--dataset", dataset, "--method", method, "--preset", plan.preset,
                "--seed", str(seed), "--device", plan.device, "--out", str(run_dir),
                "--quiet", *resume, *_data_root(plan), *plan.train_args])
@@ -134,16 +143,18 @@ def run_configuration(plan: Plan, dataset: str, method: str, seed: int) -> Path:
 
 
 def reproduce(plan: Plan) -> Path:
-    """Run every step of ``plan`` that is not done yet; returns the report's path."""
-    data = ["--dataset", plan.datasets[0] if len(plan.datasets) == 1 else "all"]
-    _step(["data", "prepare", *data, *_data_root(plan)])
-    evaluations = [run_configuration(plan, *configuration)
-                   for configuration in plan.configurations()]
-    results, report = plan.out / "results", plan.out / "report.md"
-    _step(["merge", *map(str, evaluations), "--out", str(results), "--force"])
-    _step(["report", str(results), "--out", str(report), "--runs", str(plan.out / "runs"),
-           "--force", *_data_root(plan)])
-    return report
+    """Run every step of ``plan`` that is not done yet; returns the report's path. Holds
+    ``plan.out``'s lock throughout, so a second reproduce there is refused."""
+    with directory_lock(plan.out, "reproduce"):
+        data = ["--dataset", plan.datasets[0] if len(plan.datasets) == 1 else "all"]
+        _step(["data", "prepare", *data, *_data_root(plan)])
+        evaluations = [run_configuration(plan, *configuration)
+                       for configuration in plan.configurations()]
+        results, report = plan.out / "results", plan.out / "report.md"
+        _step(["merge", *map(str, evaluations), "--out", str(results), "--force"])
+        _step(["report", str(results), "--out", str(report), "--runs", str(plan.out / "runs"),
+               "--force", *_data_root(plan)])
+        return report
 
 
 def plan_from_args(args) -> Plan:

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from bgbench.commands.eval import FLAGS, add_model_arguments, model_options, recorded_limit
+from bgbench.locks import writes
 
 DEFAULT_OUT = "bgbench-attack"
 
@@ -41,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@writes("attack", lambda args: args.out)
 def run(args: argparse.Namespace) -> int:
     """Search, write the results files, print the worst-case table."""
     from bgbench.attack import attack

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bgbench.locks import writes
 from bgbench.paths import add_data_root_argument
 from bgbench.vocab import DATASETS, DEFAULT_SUITE, LAYOUTS, SUITES
 
@@ -136,6 +137,7 @@ def recorded_limit(limit: int | None, results: list[ModelResult], data_root: str
     return None
 
 
+@writes("eval", lambda args: args.out)
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write the results files, print the table."""
     from bgbench.errors import ParameterError

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from bgbench.locks import writes
 from bgbench.paths import add_data_root_argument
 
 
@@ -24,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@writes("export", lambda args: Path(args.out).parent if args.out else args.run_dir)
 def run(args: argparse.Namespace) -> int:
     """Export and report the parity check."""
     from bgbench.errors import ParameterError

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bgbench.errors import ParameterError
+from bgbench.locks import writes
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@writes("merge", lambda args: args.out)
 def run(args: argparse.Namespace) -> int:
     """Merge and say where the result went."""
     from bgbench.harness.results import merge_results

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bgbench.locks import writes
 from bgbench.paths import add_data_root_argument
 
 
@@ -39,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@writes("report", lambda args: Path(args.out).parent if args.out else args.results[0],
+        lambda args: Path(args.readme).parent if args.readme else None)
 def run(args: argparse.Namespace) -> int:
     """Write the report and say where it is."""
     from bgbench.errors import ParameterError

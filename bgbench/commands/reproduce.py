@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bgbench.errors import ParameterError
+from bgbench.locks import writes
 from bgbench.paths import add_data_root_argument
 from bgbench.vocab import DATASETS, DEFAULT_PRESET, METHODS, PRESETS
 
@@ -47,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@writes("reproduce", lambda args: args.out)
 def run(args: argparse.Namespace) -> int:
     """Run what is not done yet and say where the report is."""
     from bgbench.reproduce import plan_from_args, reproduce

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from bgbench.errors import ParameterError
+from bgbench.locks import writes
 from bgbench.paths import add_data_root_argument
 from bgbench.train.config import option_help
 from bgbench.vocab import DATASETS, DEFAULT_PRESET, METHODS, PRESETS
@@ -48,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# Locked here too, before torch loads, so a second writer is refused at once.
+@writes("train", lambda args: args.out)
 def run(args: argparse.Namespace) -> int:
     """Resolve the configuration and train."""
     from bgbench.train import make_config, train

@@ -274,14 +274,17 @@ def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
         grouped.setdefault(m["model"], []).append(m)
     models = [_join(entries) for entries in grouped.values()]
     rows, seen_rows = [], set()
-    for row in (row for source in sources for row in _csv_rows(Path(source))):
-        if relative_to is not None:
+    for source, doc in zip(sources, docs, strict=True):
+        source_rows = _csv_rows(Path(source))
+        for row in source_rows if relative_to is not None else ():
             row["model"] = relative_model_name(row["model"], relative_to)
-        # A joined model's clean row is in both its evaluation and its search.
-        key = tuple(row[c] for c in CSV_COLUMNS[:6])
-        if key not in seen_rows:
-            seen_rows.add(key)
-            rows.append(row)
+        _check_rows(Path(source) / RESULTS_CSV, source_rows, doc)
+        for row in source_rows:
+            # A joined model's clean row is in both its evaluation and its search.
+            key = tuple(row[c] for c in CSV_COLUMNS[:6])
+            if key not in seen_rows:
+                seen_rows.add(key)
+                rows.append(row)
     bits: dict[str, ModelBits] = {}
     for b in (b for source in sources for b in read_bits(source).values()):
         if relative_to is not None:
@@ -354,6 +357,28 @@ def _csv_rows(source: Path) -> list[dict[str, str]]:
         low, high = wilson(int(row["n_correct"]), int(row["n_images"]))
         row.update(ci_low=repr(low), ci_high=repr(high), **dict.fromkeys(MEASURE_COLUMNS, ""))
     return rows
+
+
+def _check_rows(path: Path, rows: list[dict[str, str]], doc: dict[str, Any]) -> None:
+    """``rows`` of results.csv hold one whole row per test set (and search row) of each model
+    in ``doc`` (a truncated or foreign results.csv is an error, never merged)."""
+    def expected(m: dict[str, Any]) -> int:
+        wc = m.get("worst_case")
+        searched = 2 + len(wc["worst_of_k"]) + len(wc["per_family"]) if wc else 0
+        return (len(m["accuracy"]) + len(m.get("noise_sweep") or {})
+                + len(m.get("extended_accuracy") or {}) + searched)
+
+    want = {m["model"]: expected(m) for m in doc["models"]}
+    have: dict[str, int] = {}
+    for row in rows:
+        if None in row or None in row.values():
+            have = {}
+            break
+        have[row["model"]] = have.get(row["model"], 0) + 1
+    if have != want:
+        raise BgbenchError(f"{path} does not match the results.json beside it (cut short or "
+                           "from another evaluation); re-run `bgbench eval ... --out "
+                           f"{path.parent} --force`")
 
 
 def _model_label(entry: dict[str, Any]) -> str:

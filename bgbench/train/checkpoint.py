@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from bgbench.errors import BgbenchError
-from bgbench.fileio import atomic_path
+from bgbench.fileio import write_stream
 
 StateDict = dict[str, Tensor]
 
@@ -41,8 +42,7 @@ class StageCheckpoint:
         """Write atomically as a plain dictionary (readable with ``weights_only=True``)."""
         state = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         state["summary"] = self.summary
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+        write_stream(path, functools.partial(torch.save, state))
 
     @classmethod
     def load(cls, path: Path) -> StageCheckpoint:

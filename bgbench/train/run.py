@@ -14,6 +14,7 @@ from torch import nn
 
 from bgbench.errors import BgbenchError, ParameterError
 from bgbench.fileio import write_json, write_text
+from bgbench.locks import LOCK_FILE, directory_lock, has_content, is_leftover
 from bgbench.provenance import git_commit, package_versions
 from bgbench.train import config as cfg
 from bgbench.train import distributed
@@ -45,10 +46,12 @@ def make_config(dataset: str, method: str, preset: str = DEFAULT_PRESET, seed: i
 
 def _prepare_dir(out: Path, config: dict[str, Any], resume: bool, force: bool,
                  ctx: distributed.Context) -> bool:
-    """Make ``out`` ready; return False when a resumed run is already complete."""
-    if resume and force:
-        raise ParameterError("`resume` and `force` contradict each other; pass one")
-    exists = out.exists() and any(out.iterdir())
+    """Make ``out`` ready; return False when a resumed run is already complete. Called with
+    ``out``'s lock held, so what a killed writer left (temporary files, a torn metrics line)
+    is nobody's work in progress."""
+    exists = has_content(out)
+    if ctx.is_main:
+        _remove_temporary_files(out)
     if exists and not (resume or force):
         raise ParameterError(f"run directory {out} already exists; pass `resume` to continue "
                              "it or `force` to start over")
@@ -60,15 +63,32 @@ def _prepare_dir(out: Path, config: dict[str, Any], resume: bool, force: bool,
             raise ParameterError(f"cannot resume {out}: it was started with different "
                                  f"settings ({detail}); repeat its options or pass `force`")
         if (out / DONE).exists():
+            read_done(out)
             return False
         if ctx.is_main:
             _trim_metrics(out)
         ctx.barrier()
         return True
     if exists and force and ctx.is_main:
-        shutil.rmtree(out)
+        # Everything but the lock file, which this process holds: a new file of that name
+        # would let a second writer lock it while this one still runs.
+        for entry in out.iterdir():
+            if entry.name == LOCK_FILE:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
     ctx.barrier()
     return True
+
+
+def _remove_temporary_files(out: Path) -> None:
+    """Delete the temporary files of atomic writes a killed process left (``.NAME.*.tmp``)."""
+    for folder in (out, out / CHECKPOINTS):
+        for tmp in folder.glob(".*.tmp"):
+            if is_leftover(tmp):
+                tmp.unlink(missing_ok=True)
 
 
 def _describe(key: str, old: Any, new: Any) -> str:
@@ -79,18 +99,47 @@ def _describe(key: str, old: Any, new: Any) -> str:
 
 
 def _trim_metrics(out: Path) -> None:
-    """Drop metric lines of epochs after each stage's last checkpoint (they will be redone)."""
+    """Drop metric lines of epochs after each stage's last checkpoint (they will be redone),
+    and a last line a kill cut short. A broken line before it is an error: it held an epoch
+    that is checkpointed, and rewriting the file would lose it."""
     path = out / METRICS
     if not path.exists():
         return
     done: dict[str, int] = {}
     for ckpt in (out / CHECKPOINTS).glob("*.pt"):
         done[ckpt.stem] = StageCheckpoint.load(ckpt).epochs_done
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    kept = [line for line in lines
-            if json.loads(line)["epoch"] <= done.get(json.loads(line)["stage"], 0)]
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.splitlines()
+    kept = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            stage, epoch = record["stage"], record["epoch"]
+        except (ValueError, KeyError, TypeError):
+            if number == len(lines) and not text.endswith("\n"):
+                continue  # an append the kill interrupted: its epoch is redone
+            raise BgbenchError(f"{path} line {number} is not a metrics record; restore the "
+                               "file, or delete the run directory and train again") from None
+        if epoch <= done.get(stage, 0):
+            kept.append(line)
     if len(kept) != len(lines):
         write_text(path, "".join(line + "\n" for line in kept))
+
+
+def read_done(run_dir: str | Path) -> dict[str, Any]:
+    """A finished run's ``done.json``; broken is an error naming the file and the fix."""
+    path = Path(run_dir) / DONE
+    try:
+        done = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(done, dict) or "val_accuracy" not in done:
+            raise ValueError("no val_accuracy")
+    except (OSError, ValueError) as err:
+        raise BgbenchError(f"{path} is corrupt ({err}); delete it and resume the run "
+                           "(`bgbench train ... --resume` rewrites it from the checkpoints)"
+                           ) from None
+    return done
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
@@ -106,7 +155,8 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
             raise ValueError(f"unknown method {config['method']!r}")
         config["options"] = cfg.TrainOptions.from_dict(config["options"]).as_dict()
     except (ValueError, KeyError, TypeError, ParameterError) as err:
-        raise BgbenchError(f"{path} is corrupt or not a bgbench config ({err})") from None
+        raise BgbenchError(f"{path} is corrupt or not a bgbench config ({err}); restore it, "
+                           "or delete the run directory and train again") from None
     config["preset"] = PRESET_ALIASES.get(config.get("preset"), config.get("preset"))
     return config
 
@@ -122,32 +172,36 @@ def train(config: dict[str, Any], out: str | Path, *, device: str = "cpu",
     Returns None when ``resume`` finds the run already complete.
     """
     out = Path(out)
+    if resume and force:
+        raise ParameterError("`resume` and `force` contradict each other; pass one")
     ctx = distributed.setup(device)
     try:
         if config["options"]["batch_size"] % ctx.world:
             raise ParameterError(f"`batch_size` {config['options']['batch_size']} does not "
                                  f"divide over {ctx.world} processes; use a multiple of "
                                  f"{ctx.world}")
-        if not _prepare_dir(out, config, resume, force, ctx):
-            if ctx.is_main and not quiet:
-                print(f"{out} is already complete ({DONE} exists); nothing to do")
-            return None
-        if tensors is None:
-            if config["dataset"] == "synthetic":
-                raise ParameterError("the synthetic dataset exists only for tests: pass "
-                                     "`tensors`")
-            from bgbench.data.torch_data import load_tensors
+        # Taken before anything in ``out`` is read or deleted, held to the last write.
+        with directory_lock(out, "train"):
+            if not _prepare_dir(out, config, resume, force, ctx):
+                if ctx.is_main and not quiet:
+                    print(f"{out} is already complete ({DONE} exists); nothing to do")
+                return None
+            if tensors is None:
+                if config["dataset"] == "synthetic":
+                    raise ParameterError("the synthetic dataset exists only for tests: pass "
+                                         "`tensors`")
+                from bgbench.data.torch_data import load_tensors
 
-            tensors = load_tensors(config["dataset"], "train", data_root)
-        opts = config["options"]
-        data = split(*tensors, opts["val_size"], opts["train_subset"], opts["split_seed"])
-        if ctx.is_main and not (out / CONFIG).exists():
-            record = {**config, "device": device, "world_size": ctx.world,
-                      "git_commit": git_commit(), "package_versions": package_versions(),
-                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            write_json(out / CONFIG, record)
-        ctx.barrier()
-        return Trainer(config, out, data, ctx, quiet=quiet).run()
+                tensors = load_tensors(config["dataset"], "train", data_root)
+            opts = config["options"]
+            data = split(*tensors, opts["val_size"], opts["train_subset"], opts["split_seed"])
+            if ctx.is_main and not (out / CONFIG).exists():
+                record = {**config, "device": device, "world_size": ctx.world,
+                          "git_commit": git_commit(), "package_versions": package_versions(),
+                          "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                write_json(out / CONFIG, record)
+            ctx.barrier()
+            return Trainer(config, out, data, ctx, quiet=quiet).run()
     finally:
         distributed.teardown(ctx)
 

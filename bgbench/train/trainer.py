@@ -8,9 +8,9 @@ torchrun both give the same result as one uninterrupted process.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from bgbench import progress
 from bgbench.errors import BgbenchError
-from bgbench.fileio import atomic_path, write_json
+from bgbench.fileio import append_line, write_json, write_stream
 from bgbench.train.accuracy import EVAL_BATCH, count_correct
 from bgbench.train.checkpoint import StageCheckpoint, StateDict, clone_state, load_state
 from bgbench.train.config import TrainOptions
@@ -107,8 +107,8 @@ class Trainer:
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         if self.ctx.is_main:
             for name, model in self.models.items():
-                with atomic_path(self.out / WEIGHT_FILES[name]) as tmp:
-                    torch.save(clone_state(model), tmp)
+                write_stream(self.out / WEIGHT_FILES[name],
+                             functools.partial(torch.save, clone_state(model)))
             write_json(self.out / DONE, done)
         self.ctx.barrier()
         return done
@@ -193,10 +193,7 @@ class Trainer:
         ckpt.save(path)
 
     def _append_metrics(self, line: dict[str, Any]) -> None:
-        with open(self.out / METRICS, "a", encoding="utf-8") as f:
-            f.write(json.dumps(line) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        append_line(self.out / METRICS, json.dumps(line))
 
     # -- what every stage's epochs share -------------------------------------------------
 
