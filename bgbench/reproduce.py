@@ -92,8 +92,9 @@ def _data_root(plan: Plan) -> list[str]:
 
 def _results_cover(results: Path, models: list[Path], plan: Plan) -> bool:
     """Whether results.json already holds exactly these model files, evaluated as asked
-    (the noise sweep and the extended suite), with its results.csv written after it (an
-    evaluation killed between the two writes is redone). A results.json that is not one
+    (the noise sweep and the extended suite, the limit), with its results.csv written after
+    it (an evaluation killed between the two writes is redone) and its per-image correctness
+    beside it (an evaluation by an older bgbench is redone). A results.json that is not one
     is an error: it is never silently replaced."""
     from bgbench.harness.model import file_sha256
 
@@ -109,8 +110,16 @@ def _results_cover(results: Path, models: list[Path], plan: Plan) -> bool:
                            "and run reproduce again to evaluate that model anew") from None
     if not table.is_file() or table.stat().st_mtime_ns < results.stat().st_mtime_ns:
         return False
+    from bgbench.harness.bits import CORRECT_FILE
+
     want = {(str(p), file_sha256(p)) for p in models}
-    return have == want and sweep and doc.get("limit") == plan.limit
+    # A --limit at or above the test set's size is recorded as a full evaluation.
+    recorded = doc.get("limit")
+    limit_ok = recorded == plan.limit or (
+        recorded is None and plan.limit is not None
+        and all(m["n_images"] <= plan.limit for m in doc["models"]))
+    return (have == want and sweep and limit_ok
+            and (results.parent / CORRECT_FILE).is_file())
 
 
 def run_configuration(plan: Plan, dataset: str, method: str, seed: int) -> Path:
