@@ -199,7 +199,8 @@ def group_entries(entries: list[dict[str, Any]]) -> list[Group]:
     return [Group(*key, groups[key]) for key in sorted(groups, key=order)]
 
 
-def _mean_sd(values: list[float]) -> str:
+def mean_sd(values: list[float]) -> str:
+    """``mean ± sd`` of percentages (one value as itself, none as ``MISSING``)."""
     if not values:
         return MISSING
     if len(values) == 1:
@@ -244,8 +245,8 @@ def table1(groups: list[Group]) -> str:
             n = len(g.entries)
             title = _group_title(g, groups)
             rows.append([f"{title}: ours ({n} model{'s' * (n > 1)})"]
-                        + [_mean_sd(g.values(c)) for c in cols]
-                        + [_mean_sd(g.values(k)) for k in ("clean", "gap", "worst", "fooled")])
+                        + [mean_sd(g.values(c)) for c in cols]
+                        + [mean_sd(g.values(k)) for k in ("clean", "gap", "worst", "fooled")])
             if paper:
                 rows.append([f"{title}: ours − paper"]
                             + [_diff(g.values(c), p) for c, p in zip(cols, paper, strict=True)]
@@ -264,7 +265,7 @@ def table2(groups: list[Group]) -> str | None:
     rates = sorted({r for g in swept for r in g.sweep()})
     header = ["noise rate"] + [f"{DATASET_TITLES.get(g.dataset, g.dataset)} "
                                f"{_group_title(g, groups)}" for g in swept]
-    rows = [[f"{rate:g}"] + [_mean_sd(g.sweep().get(rate, [])) for g in swept]
+    rows = [[f"{rate:g}"] + [mean_sd(g.sweep().get(rate, [])) for g in swept]
             for rate in rates]
     return markdown_table(header, rows)
 
@@ -276,7 +277,7 @@ def table3(groups: list[Group]) -> str | None:
         found = [g for g in groups if (g.dataset, g.method) == ("fashion-mnist", method)]
         for title, values in ([(_group_title(g, groups), g.values("average")) for g in found]
                               or [(_method_title(method), [])]):
-            rows.append([title, _mean_sd(values), f"{paper:.1f}", _diff(values, paper)])
+            rows.append([title, mean_sd(values), f"{paper:.1f}", _diff(values, paper)])
     if all(r[1] == MISSING for r in rows):
         return None
     return markdown_table(["method", "ours", "paper", "ours − paper"], rows)
@@ -294,7 +295,7 @@ def extended_table(groups: list[Group]) -> str | None:
         if n:
             rows.append([f"{DATASET_TITLES.get(g.dataset, g.dataset)} "
                          f"{_group_title(g, groups)} ({n} model{'s' * (n > 1)})"]
-                        + [_mean_sd(g.extended(c)) for c in cols])
+                        + [mean_sd(g.extended(c)) for c in cols])
     if not rows:
         return None
     header = ["model", *BACKGROUND_SETS, "background average", *PHOTOMETRIC_SETS,
@@ -352,8 +353,8 @@ def readme_extended(groups: list[Group]) -> str | None:
                 row += [MISSING] * 3
                 continue
             worst = min(NAMES, key=lambda name: statistics.fmean(g.extended(name)))
-            row += [_mean_sd(g.extended("background_average")),
-                    _mean_sd(g.extended("photometric_average")),
+            row += [mean_sd(g.extended("background_average")),
+                    mean_sd(g.extended("photometric_average")),
                     f"{worst} {statistics.fmean(g.extended(worst)):.1f}"]
         rows.append(row)
     if not rows:
@@ -407,9 +408,9 @@ def readme_results(groups: list[Group], worst_case: WorstCaseResults | None = No
                 row += [MISSING] * (5 if worst_case.groups else 4)
                 continue
             paper = _paper_average(d, method)
-            average = _mean_sd(g.values("average"))
+            average = mean_sd(g.values("average"))
             row += [average + (f" ({paper:.1f})" if paper is not None else "")]
-            row += [_mean_sd(g.values(k)) for k in ("clean", "gap", "worst")]
+            row += [mean_sd(g.values(k)) for k in ("clean", "gap", "worst")]
             if worst_case.groups:
                 row.append(readme_cell(worst_case.find(g)))
         rows.append(row)
@@ -700,7 +701,7 @@ def ladder_table(entries: list[dict[str, Any]]) -> str | None:
             average = [100 * e["background_average"] for e in found[(step.tag, d)]]
             clean = [100 * e["accuracy"]["clean"] for e in found[(step.tag, d)]]
             change = _diff(average, before.get(d)) if i > 1 else ""
-            row += [str(len(average)), _mean_sd(average), _mean_sd(clean), change]
+            row += [str(len(average)), mean_sd(average), mean_sd(clean), change]
             before[d] = statistics.mean(average) if average else None
         rows.append(row)
     return markdown_table(header, rows)

@@ -16,6 +16,7 @@ import numpy as np
 
 from bgbench.attack import families as fams
 from bgbench.attack.table import member_label
+from bgbench.report import mean_sd
 from bgbench.tables import MISSING, markdown_table
 
 
@@ -43,14 +44,6 @@ def values(group: Any, key: str) -> list[float]:
     return out
 
 
-def _mean_sd(values: list[float]) -> str:
-    if not values:
-        return MISSING
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
-
-
 def _ks(groups: list[Any]) -> list[str]:
     return list(dict.fromkeys(k for g in groups for e in g.entries
                               for k in e["worst_case"]["worst_of_k"]))
@@ -72,10 +65,10 @@ def worst_case_table(groups: list[Any], titles: dict[int, str]) -> str:
     rows = []
     for g in groups:
         queries = [e["worst_case"]["queries"]["adaptive_per_image_mean"] for e in g.entries]
-        rows.append([titles[id(g)], str(len(g.entries)), _mean_sd(values(g, "clean")),
-                     _mean_sd(values(g, "universal"))]
-                    + [_mean_sd(values(g, f"worst-of-{k}")) for k in ks]
-                    + [_mean_sd(values(g, "adaptive")), f"{statistics.mean(queries):.1f}"])
+        rows.append([titles[id(g)], str(len(g.entries)), mean_sd(values(g, "clean")),
+                     mean_sd(values(g, "universal"))]
+                    + [mean_sd(values(g, f"worst-of-{k}")) for k in ks]
+                    + [mean_sd(values(g, "adaptive")), f"{statistics.mean(queries):.1f}"])
     return markdown_table(header, rows)
 
 
@@ -84,7 +77,7 @@ def family_table(groups: list[Any], titles: dict[int, str]) -> str:
     within it); families bgbench's own stage 3 draws from are marked."""
     names = [n for n in fams.NAMES if any(values(g, f"family:{n}") for g in groups)]
     header = ["model"] + [f"{n}†" if fams.FAMILIES[n].trained_by else n for n in names]
-    rows = [[titles[id(g)]] + [_mean_sd(values(g, f"family:{n}")) for n in names]
+    rows = [[titles[id(g)]] + [mean_sd(values(g, f"family:{n}")) for n in names]
             for g in groups]
     return markdown_table(header, rows)
 
@@ -192,7 +185,7 @@ def universal_figure(groups: list[Any], titles: dict[int, str], path: Path,
 
 def readme_cell(group: Any | None) -> str:
     """The README's worst-case cell of a group: adaptive accuracy, mean ± sd."""
-    return MISSING if group is None else _mean_sd(values(group, "adaptive"))
+    return MISSING if group is None else mean_sd(values(group, "adaptive"))
 
 
 def section(groups: list[Any], titles: dict[int, str], docs: list[dict[str, Any]]) -> list[str]:
