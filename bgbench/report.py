@@ -387,7 +387,7 @@ def readme_results(groups: list[Group], worst_case: WorstCaseResults | None = No
     six-background average (the paper's in brackets), clean accuracy, gap and worst
     background, mean ± sd over seeds, and with ``worst_case`` the adaptive worst-case
     accuracy; then the training wall times (Markdown)."""
-    from bgbench.attack.report import readme_cell
+    from bgbench.attack.report import readme_cell, readme_note
 
     worst_case = worst_case or WorstCaseResults([], [])
     datasets = [d for d in DATASET_TITLES if any(g.dataset == d for g in groups)]
@@ -412,12 +412,14 @@ def readme_results(groups: list[Group], worst_case: WorstCaseResults | None = No
             row += [average + (f" ({paper:.1f})" if paper is not None else "")]
             row += [mean_sd(g.values(k)) for k in ("clean", "gap", "worst")]
             if worst_case.groups:
-                row.append(readme_cell(worst_case.find(g)))
+                row.append(readme_cell(worst_case.find(g), len(g.entries)))
         rows.append(row)
     extended = readme_extended(groups)
     extended_text = ("\n\nbgbench's extended suite (grey, smooth and photometric test sets, "
                      "docs/extended-suite.md), mean ± sd over the same models:\n\n"
                      f"{extended}") if extended else ""
+    if worst_case.groups:
+        extended_text = f"\n\n{readme_note(worst_case.groups)}" + extended_text
     return markdown_table(header, rows) + extended_text + "\n\n" + wall_times(groups)
 
 

@@ -183,9 +183,20 @@ def universal_figure(groups: list[Any], titles: dict[int, str], path: Path,
     return save_png(fig, path)
 
 
-def readme_cell(group: Any | None) -> str:
-    """The README's worst-case cell of a group: adaptive accuracy, mean ± sd."""
-    return MISSING if group is None else mean_sd(values(group, "adaptive"))
+def readme_cell(group: Any | None, seeds: int) -> str:
+    """The README's worst-case cell of a group: adaptive accuracy, mean ± sd, with the
+    number of models searched where it is not the row's ``seeds``."""
+    if group is None:
+        return MISSING
+    n = len(group.entries)
+    return mean_sd(values(group, "adaptive")) + (f" ({n} of {seeds})" if n != seeds else "")
+
+
+def readme_note(groups: list[Any]) -> str:
+    """The README's line under its table saying what *worst case* is."""
+    return (f"*worst case*: the adaptive worst-case search's accuracy ({protocol_line(groups)}; "
+            "docs/threat-model.md), over the models searched where fewer than the row's "
+            "seeds (`n of seeds`).")
 
 
 def section(groups: list[Any], titles: dict[int, str], docs: list[dict[str, Any]]) -> list[str]:
@@ -196,8 +207,9 @@ def section(groups: list[Any], titles: dict[int, str], docs: list[dict[str, Any]
           "accuracy under the single worst background of a seeded pool that is the same for "
           "every model; *worst-of-k*: right on clean and on each of the pool's first k "
           "backgrounds; *adaptive*: right on clean and under every background a per-image "
-          "search tried within the same budget (the pool's first members, then local moves "
-          "within each family). Mean ± sd over seeds.", ""]
+          "search tried within the same budget (whole backgrounds first, those that fooled earlier "
+          "images and the pool's first members, then the pool's next members alternating with "
+          "local moves within each family). Mean ± sd over seeds.", ""]
     md += [f"- `{doc['path']}`: bgbench {doc.get('bgbench_version')}, commit "
            f"`{doc.get('git_commit')}`, {doc.get('created')}" for doc in docs]
     md += [f"- {protocol_line(groups)}", "", worst_case_table(groups, titles), "",
