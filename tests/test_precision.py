@@ -124,3 +124,15 @@ def test_checkpoints_load_whatever_the_layout():
     x = synthetic(4, seed=0)[0]
     torch.testing.assert_close(plain(x), trained(x))
     torch.testing.assert_close(back(x), trained(x))
+
+
+def test_reproduce_passes_the_precision_to_every_training_run(monkeypatch, tmp_path, capsys):
+    import bgbench.reproduce
+    from bgbench.cli import main
+
+    plans = []
+    monkeypatch.setattr(bgbench.reproduce, "reproduce",
+                        lambda plan: plans.append(plan) or tmp_path / "report.md")
+    assert main(["reproduce", "--out", str(tmp_path), "--precision", "bf16",
+                 "--train-args", "--epochs 1"]) == 0
+    assert plans[0].train_args == ["--precision", "bf16", "--epochs", "1"]
