@@ -9,14 +9,15 @@ unless given with ``--peak-tflops``). The steps are the trainer's: each stage's 
 functions (``bgbench.train.steps``) and optimizers (``Stage.optimizers``) on networks built
 by ``build_models``, channels_last, in ``--precision``, at the preset's batch size, on
 synthetic digit-like images ``[1, 32, 32]`` kept on the device. With ``--baseline`` the
-same steps from the same initial weights also run in float32 with NCHW networks (the
-training step before channels-last and bf16), in rounds interleaved with the configured
+same steps from the same initial weights also run in float32 with NCHW networks (neither
+channels-last nor bf16), in rounds interleaved with the configured
 ones so both see the same load, and each stage gets a ``speedup`` line: the median over
 rounds of the baseline's time over the configured one's in the same round; on a CPU the
 speedups are checked against ``CPU_TARGETS``. What the epoch loop does around a step (drawing
 the batch order, noise and clean share on the CPU) is not timed: this is the step's speed.
 The stage-3 masks are the true masks of the images (a run computes its masks once, before
-the stage). Exits 1 when a loss or a figure is not finite.
+the stage). Exits 1 when a loss or a figure is not finite, or a checked speedup misses its
+target.
 """
 
 from __future__ import annotations
