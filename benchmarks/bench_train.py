@@ -4,7 +4,8 @@ The steps are the trainer's own (``bgbench.train.steps``): the stage-1 classifie
 the stage-2 mask-generator step against a frozen classifier, and the stage-3 adversarial
 pair (a classifier step on composites, then a background-generator step). Networks use
 the quick preset's widths, channels_last as in training, on CPU at 2 threads and on CUDA
-where there is a GPU.
+where there is a GPU, in each training precision (float32, and bfloat16 autocast where
+the device has native bf16; skipped elsewhere).
 """
 
 import torch
@@ -12,18 +13,21 @@ import torch
 BATCH = 128
 
 
-def _prepare(device_name):
+def _prepare(device_name, precision="fp32"):
     from bgbench.models import MaskUNet, TiledBackgroundGenerator, VGGClassifier
     from bgbench.train.config import resolve
     from bgbench.train.data import synthetic
     from bgbench.train.masks import true_mask
+    from bgbench.train.precision import bf16_support
 
     if device_name == "cuda" and not torch.cuda.is_available():
         raise NotImplementedError("no CUDA device")
+    device = torch.device(device_name)
+    if precision == "bf16" and bf16_support(device) is not None:
+        raise NotImplementedError(bf16_support(device))
     if device_name == "cpu":
         torch.set_num_threads(2)
-    device = torch.device(device_name)
-    opts = resolve("quick").as_dict()
+    opts = {**resolve("quick").as_dict(), "precision": precision}
     torch.manual_seed(0)
     fmt = torch.channels_last
     nets = {"f": VGGClassifier(), "fm": MaskUNet(opts["unet_width"]),
@@ -47,7 +51,7 @@ def _sync(state):
 def _classifier(s):
     from bgbench.train.steps import classifier_step
 
-    classifier_step(s["f"], s["opt_f"], s["x"], s["y"])
+    classifier_step(s["f"], s["opt_f"], s["x"], s["y"], s["opts"]["precision"])
     _sync(s)
 
 
@@ -56,11 +60,12 @@ def _mask(s):
 
     o = s["opts"]
     mask_step(s["fm"], s["f"], s["opt_fm"], s["x"], s["y"], o["area_limit"], o["area_weight"],
-              o["tv_weight"])
+              o["tv_weight"], o["precision"])
     _sync(s)
 
 
 def _adversarial(s):
+    from bgbench.train.precision import forward
     from bgbench.train.steps import (
         adversarial_classifier_step,
         generator_step,
@@ -71,35 +76,35 @@ def _adversarial(s):
     o = s["opts"]
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        b = s["fb"](s["z"])
+        b = forward(s["fb"], s["z"], precision=o["precision"])
     u = uniforms(BATCH, 32, o["bg_sample"], g)
     u = None if u is None else u.to(s["device"])
     adversarial_classifier_step(s["f"], s["opt_f"], s["x"], s["y"], s["m"],
-                                sample_background(b, u))
+                                sample_background(b, u), None, o["precision"])
     generator_step(s["f"], s["fb"], s["opt_fb"], s["x"], s["y"], s["m"], s["z"], u,
-                   o["bg_limit"], o["bg_weight"])
+                   o["bg_limit"], o["bg_weight"], None, o["precision"])
     _sync(s)
 
 
 class TrainStep:
-    """One optimisation step of each stage, batch 128."""
+    """One optimisation step of each stage, batch 128, in each training precision."""
 
-    params = (["cpu", "cuda"],)
-    param_names = ["device"]
+    params = (["cpu", "cuda"], ["fp32", "bf16"])
+    param_names = ["device", "precision"]
 
-    def setup(self, device):
-        self.s = _prepare(device)
+    def setup(self, device, precision):
+        self.s = _prepare(device, precision)
         # One warm-up of each: first calls allocate optimizer state and pick kernels.
         for step in (_classifier, _mask, _adversarial):
             step(self.s)
 
-    def time_classifier_step(self, device):
+    def time_classifier_step(self, device, precision):
         _classifier(self.s)
 
-    def time_mask_generator_step(self, device):
+    def time_mask_generator_step(self, device, precision):
         _mask(self.s)
 
-    def time_adversarial_pair_step(self, device):
+    def time_adversarial_pair_step(self, device, precision):
         _adversarial(self.s)
 
 
@@ -116,25 +121,29 @@ class TrainStepMemory:
 class StageStepCUDA:
     """One optimisation step of each stage of the proposal on CUDA, as
     ``python -m bgbench.bench train --device cuda`` runs it (quick preset, batch 128, the
-    trainer's steps and optimizers). Skipped where there is no CUDA device."""
+    trainer's steps and optimizers), in each precision. Skipped where there is no CUDA device
+    (bf16: no native bf16)."""
 
-    params = (["classifier", "mask", "adversarial"],)
-    param_names = ["stage"]
+    params = (["classifier", "mask", "adversarial"], ["fp32", "bf16"])
+    param_names = ["stage", "precision"]
 
-    def setup(self, stage):
+    def setup(self, stage, precision):
         if not torch.cuda.is_available():
             raise NotImplementedError("no CUDA device")
         from bgbench.bench.train import stage_step, training_setup
+        from bgbench.train.precision import bf16_support
         from bgbench.train.stages import METHOD_STAGES
 
         device = torch.device("cuda")
-        opts, models, x, y = training_setup("proposal", "quick", device)
+        if precision == "bf16" and bf16_support(device) is not None:
+            raise NotImplementedError(bf16_support(device))
+        opts, models, x, y = training_setup("proposal", "quick", device, precision)
         (chosen,) = (s for s in METHOD_STAGES["proposal"] if s.name == stage)
         self.step = stage_step(chosen, models, opts, x, y)
         for _ in range(3):  # optimizer state, cuDNN's kernel choices, allocator pools
             self.step()
         torch.cuda.synchronize()
 
-    def time_step(self, stage):
+    def time_step(self, stage, precision):
         self.step()
         torch.cuda.synchronize()

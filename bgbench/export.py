@@ -5,8 +5,9 @@ contract check, and onnxruntime against PyTorch on real test images (max abs log
 difference at most ``PARITY_ATOL``, identical predictions). A model that fails is not written.
 
 A run's model carries its provenance in the ONNX metadata: the commit, preset, options hash,
-training time and device of the training run (``bgbench.train_*``, ``bgbench.preset``,
-``bgbench.options_sha256``) beside the commit that exported it (``bgbench.git_commit``).
+training time, device and precision of the training run (``bgbench.train_*``,
+``bgbench.preset``, ``bgbench.options_sha256``, ``bgbench.precision``) beside the commit
+that exported it (``bgbench.git_commit``).
 """
 
 from __future__ import annotations
@@ -178,6 +179,7 @@ def run_provenance(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     """What the model's metadata records about its training run (``config.json`` and
     ``done.json``); an item the run did not record is None and left out of the metadata."""
     from bgbench.provenance import options_sha256
+    from bgbench.train.config import UNRECORDED_AT
 
     done_path = run_dir / "done.json"
     try:
@@ -187,4 +189,5 @@ def run_provenance(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     return {"run": run_dir.name, "seed": config.get("seed"), "preset": config.get("preset"),
             "options_sha256": options_sha256(config["options"]),
             "train_commit": config.get("git_commit"),
-            "train_seconds": done.get("train_seconds"), "train_device": config.get("device")}
+            "train_seconds": done.get("train_seconds"), "train_device": config.get("device"),
+            "precision": config["options"].get("precision", UNRECORDED_AT["precision"])}

@@ -5,7 +5,12 @@
 Python ``register_autograd`` path cost more per call than the fused work itself at the
 training shape); this module registers the fake (meta) kernels, so it works under
 autograd, ``torch.compile(fullgraph=True)`` and ``torch.library.opcheck``. Backward
-computes only the gradients of inputs that need one. Where the extension is not built,
+computes only the gradients of inputs that need one. Under ``torch.autocast`` the op casts
+its inputs to float32 (so it accumulates in float32 and returns float32 whatever the
+networks around it run in). The compiled kernels read and write contiguous NCHW; for
+channels-last inputs (more than one channel: with one channel the two layouts are the same
+memory) ``composite`` returns its image in channels-last, converted at the op's boundary.
+Where the extension is not built,
 ``composite`` falls back, with one warning, to ``composite_reference``; where it is built but
 does not load (e.g. compiled against another torch), importing this module warns at once
 with the loader's reason.
@@ -108,6 +113,19 @@ if HAVE_EXTENSION:
                 x.new_empty(b.shape if output_mask[2] and b is not None else (0,)))
 
 
+if HAVE_EXTENSION:
+    # Python autocast kernels run only under autocast; outside it the op costs what it did.
+    for _device in ("cpu", "cuda"):
+        torch.library.register_autocast("bgbench::composite", _device, torch.float32)
+
+
+def _is_channels_last(t: Tensor) -> bool:
+    """Whether ``t`` is laid out channels-last and not also contiguous NCHW (as a tensor of
+    one channel is)."""
+    return (t.dim() == 4 and not t.is_contiguous()
+            and t.is_contiguous(memory_format=torch.channels_last))
+
+
 _warned = False
 
 
@@ -123,9 +141,10 @@ def composite(x: Tensor, m: Tensor, b: Tensor | None = None, *,
             and device to write into, e.g. buffers reused across calls; no autograd then.
 
     Returns:
-        ``out [N, C, H, W]`` (contiguous), ``mean_m [N]`` and ``mean_b [N]`` (zeros when ``b``
-        is None), as ``composite_reference``. Differentiable in all three inputs. float32 and
-        float64 on CPU; float32, float16 and bfloat16 (float32 accumulation) on CUDA.
+        ``out [N, C, H, W]`` (contiguous, or channels-last when ``x`` is), ``mean_m [N]`` and
+        ``mean_b [N]`` (zeros when ``b`` is None), as ``composite_reference``. Differentiable
+        in all three inputs. float32 and float64 on CPU; float32, float16 and bfloat16
+        (float32 accumulation) on CUDA; float32 under autocast.
     """
     if out is not None:
         if not HAVE_EXTENSION:
@@ -135,7 +154,10 @@ def composite(x: Tensor, m: Tensor, b: Tensor | None = None, *,
         torch.ops.bgbench.composite_into(x, m, b, *out)
         return tuple(out)
     if HAVE_EXTENSION:
-        return torch.ops.bgbench.composite(x, m, b)
+        out_, mean_m, mean_b = torch.ops.bgbench.composite(x, m, b)
+        if _is_channels_last(x):
+            out_ = out_.contiguous(memory_format=torch.channels_last)
+        return out_, mean_m, mean_b
     global _warned
     if not _warned:
         warnings.warn(f"composite falls back to composite_reference: {LOAD_ERROR}", stacklevel=2)

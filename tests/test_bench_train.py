@@ -115,3 +115,40 @@ def test_gpu_steps_give_the_cpu_losses(method):
     assert list(gpu) == list(cpu)
     for stage in cpu:
         assert gpu[stage] == pytest.approx(cpu[stage], rel=1e-3, abs=1e-4), stage
+
+
+def test_baseline_prints_a_speedup_per_stage_against_float32_nchw(capsys):
+    code = bench.main(["--method", "traditional", "--steps", "1", "--rounds", "2",
+                       "--warmup", "1", "--baseline", "--threads", "1"])
+    out = capsys.readouterr().out
+    (line,) = [ln for ln in out.splitlines() if " speedup " in ln and "over" in ln]
+    assert line.split()[0] == "classifier"
+    ratio = float(line.split()[2].rstrip("x"))
+    assert math.isfinite(ratio) and ratio > 0
+    assert "baseline: float32, NCHW networks" in out and "targets:" in out
+    # The exit code says whether the CPU target was met.
+    assert code == (0 if ratio >= bench.CPU_TARGETS["fp32"] else 1)
+
+
+def test_baseline_networks_are_nchw_and_the_configured_ones_channels_last():
+    cpu = torch.device("cpu")
+    _, configured, x, _ = bench.training_setup("proposal", "quick", cpu, "bf16")
+    opts, baseline, bx, _ = bench.training_setup("proposal", "quick", cpu, channels_last=False)
+    assert opts.precision == "fp32"
+    for name, net in configured.items():
+        # A convolution of several input channels: with one, the two layouts are the same.
+        conv, base = (next(m for m in n.modules()
+                           if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+                      for n in (net, baseline[name]))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+        assert base.weight.is_contiguous() and not base.weight.is_contiguous(
+            memory_format=torch.channels_last)
+        torch.testing.assert_close(conv.weight, base.weight)  # same initial weights
+    torch.testing.assert_close(x, bx)
+
+
+def test_bf16_on_a_cpu_without_it_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    with pytest.raises(SystemExit, match="--precision bf16 cannot run on cpu"):
+        bench.main(["--precision", "bf16"])

@@ -114,6 +114,31 @@ def test_non_contiguous_inputs():
     assert_matches_reference(x_cl, m_t, b_sliced)
 
 
+def test_channels_last_in_channels_last_out():
+    x, m, b = make(((2, 3, 8, 9), (2, 1, 8, 9), (2, 3, 8, 9)), torch.float32,
+                   requires_grad=False)
+    x, b = (t.to(memory_format=torch.channels_last).requires_grad_() for t in (x, b))
+    out = ops.composite(x, m, b)[0]
+    assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+    assert ops.composite(x.detach().contiguous(), m, b.detach())[0].is_contiguous()
+    assert_matches_reference(x, m.requires_grad_(), b)
+
+
+def test_autocast_runs_the_op_in_float32():
+    x, m, b = make(((2, 1, 8, 9), (2, 1, 8, 9), (2, 1, 8, 9)), torch.float32,
+                   requires_grad=False)
+    m16 = m.bfloat16().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, mean_m, mean_b = ops.composite(x, m16, b)
+    assert {t.dtype for t in (out, mean_m, mean_b)} == {torch.float32}
+    want = ops.composite_reference(x, m16.detach().float(), b)
+    for got, ref in zip((out, mean_m, mean_b), want, strict=True):
+        torch.testing.assert_close(got, ref)
+    out.sum().backward()
+    assert m16.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(m16.grad.float(), (x - b).bfloat16().float())
+
+
 class _Recorder(TorchDispatchMode):
     def __init__(self):
         super().__init__()

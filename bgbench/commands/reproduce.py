@@ -7,6 +7,7 @@ import argparse
 from bgbench.errors import ParameterError
 from bgbench.locks import writes
 from bgbench.paths import add_data_root_argument
+from bgbench.train.config import PRECISIONS
 from bgbench.vocab import DATASETS, DEFAULT_PRESET, METHODS, PRESETS
 
 
@@ -41,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="evaluation threads (default: the cores available)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="evaluate on the first N test images only (smoke tests)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="training precision of every run, as `bgbench train --precision` "
+                   "(default fp32)")
     p.add_argument("--train-args", default="", metavar="'ARGS'",
                    help="extra `bgbench train` options for every run, quoted, e.g. "
                    "'--batch-size 64'")
@@ -57,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         plan = plan_from_args(args)
     except ParameterError as err:
         raise err.for_command_line() from None
+    plan.train_args = ["--precision", args.precision, *plan.train_args]
     report = reproduce(plan)
     print(f"\nreport: {report}")
     return 0

@@ -20,6 +20,7 @@ MASK_TRANSFORMS = ("none", "0.5", "otsu", "quantile")
 NOISE_KINDS = ("uniform", "bernoulli")
 AUGMENTS = ("none", "shift")
 BG_SAMPLING = ("none", "bernoulli", "blocks")
+PRECISIONS = ("fp32", "bf16")
 
 
 def _option(default: Any, help: str, *, choices: tuple[str, ...] | None = None,
@@ -87,6 +88,10 @@ class TrainOptions:
                                          maximum=1)
     cc_iterations: int = _option(32, "AG-CNN label-propagation rounds for connected "
                                  "components", minimum=1)
+    precision: str = _option("fp32", "the networks' forward and backward in float32, or in "
+                             "bfloat16 autocast (float32 weights, optimizer, losses and "
+                             "composites; needs native bf16: avx512_bf16/AMX or CUDA sm80+)",
+                             choices=PRECISIONS)
 
     def __post_init__(self) -> None:
         if self.soft_share + self.grey_share > 1:
@@ -98,14 +103,16 @@ class TrainOptions:
             _check_range(f.name, value, f.metadata)
 
     def as_dict(self) -> dict[str, Any]:
-        """The options as ``config.json`` stores them: a flat name -> value dictionary."""
-        return dataclasses.asdict(self)
+        """The options as ``config.json`` stores them: a flat name -> value dictionary,
+        without the options of ``UNRECORDED_AT`` at that value."""
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if k not in UNRECORDED_AT or v != UNRECORDED_AT[k]}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainOptions:
         """The options of a ``config.json``; an unknown or missing name is an error."""
         names = {f.name for f in dataclasses.fields(cls)}
-        values = {**OFF_WHEN_ABSENT, **values}
+        values = {**OFF_WHEN_ABSENT, **UNRECORDED_AT, **values}
         unknown = sorted(set(values) - names)
         missing = sorted(names - set(values))
         if unknown or missing:
@@ -119,6 +126,10 @@ class TrainOptions:
 # values switch them off, so such a config still describes the run it made.
 OFF_WHEN_ABSENT: dict[str, Any] = {"soft_share": 0.0, "grey_share": 0.0,
                                    "intensity_share": 0.0}
+# Options a config.json records only away from these values, so that at the default every
+# config.json, and the options hash of every preset and ladder step, stays what it was
+# before the option existed. An absent one has this value.
+UNRECORDED_AT: dict[str, Any] = {"precision": "fp32"}
 
 
 def _typed(name: str, kind: str, value: Any) -> Any:

@@ -20,6 +20,7 @@ from bgbench.train import config as cfg
 from bgbench.train import distributed
 from bgbench.train.checkpoint import StageCheckpoint, load_state
 from bgbench.train.data import split
+from bgbench.train.precision import check_precision
 from bgbench.train.stages import METHOD_STAGES, build_models
 from bgbench.train.trainer import CHECKPOINTS, DONE, METRICS, WEIGHT_FILES, Trainer
 from bgbench.vocab import DATASETS, DEFAULT_PRESET, METHODS, PRESET_ALIASES
@@ -176,6 +177,8 @@ def train(config: dict[str, Any], out: str | Path, *, device: str = "cpu",
         raise ParameterError("`resume` and `force` contradict each other; pass one")
     ctx = distributed.setup(device)
     try:
+        check_precision(config["options"].get("precision", cfg.UNRECORDED_AT["precision"]),
+                        ctx.device)
         if config["options"]["batch_size"] % ctx.world:
             raise ParameterError(f"`batch_size` {config['options']['batch_size']} does not "
                                  f"divide over {ctx.world} processes; use a multiple of "

@@ -31,6 +31,7 @@ from bgbench.train.bg_mix import apply_mix, draw_mix
 from bgbench.train.config import TrainOptions
 from bgbench.train.intensity import draw_intensity
 from bgbench.train.meters import Meters
+from bgbench.train.precision import forward
 from bgbench.train.steps import (
     adversarial_classifier_step,
     agcnn_local_step,
@@ -98,7 +99,7 @@ def _supervised_epoch(t: Trainer, model: nn.Module, opt: torch.optim.Optimizer,
     batches = t.batches(generator)
     for idx in t.progress.iterate(batches, desc):
         x, y = t.inputs(idx, generator)
-        loss, logits = step(model, opt, x, y)
+        loss, logits = step(model, opt, x, y, t.opts.precision)
         n = y.shape[0]
         meters.add(n, train_loss=loss * n, train_acc=(logits.argmax(1) == y).sum())
         t.progress.postfix(meters, loss="train_loss", acc="train_acc")
@@ -211,7 +212,7 @@ class MaskStage(OneNetworkStage):
         for idx in t.progress.iterate(batches, desc):
             x, y = t.inputs(idx, generator)
             loss, ce, logits, area = mask_step(model, f, optimizers[0], x, y, o.area_limit,
-                                               o.area_weight, o.tv_weight)
+                                               o.area_weight, o.tv_weight, o.precision)
             n = y.shape[0]
             meters.add(n, train_loss=loss * n, train_ce=ce * n,
                        train_acc=(logits.argmax(1) == y).sum(), mask_area=area.sum())
@@ -307,7 +308,7 @@ class AdversarialStage:
             m = torch.where(clean[:, None, None, None], torch.ones_like(m), m)
             if fb is not None:
                 with torch.no_grad():
-                    soft = fb(noise)
+                    soft = forward(fb, noise, precision=o.precision)
                 b = sample_background(soft, t.uniforms(soft, generator))
                 mix = draw_mix(idx.shape[0], soft.shape[-1], generator, o.soft_share,
                                o.grey_share)
@@ -319,12 +320,13 @@ class AdversarialStage:
             if maps is not None:
                 maps = maps.rows(ctx.shard(torch.arange(idx.shape[0])))
             loss, logits, area, bg_mean = adversarial_classifier_step(model, optimizers[0], x,
-                                                                      y, m, b, maps)
+                                                                      y, m, b, maps,
+                                                                      o.precision)
             gen_ce: Tensor | float = 0.0  # noise backgrounds: no generator steps
             for _ in range(o.gen_steps if fb is not None else 0):
                 gen_ce = generator_step(f, fb, optimizers[1], x, y, m, noise,
                                         t.uniforms(b, generator), o.bg_limit, o.bg_weight,
-                                        ctx.average_gradients)
+                                        ctx.average_gradients, o.precision)
             n = y.shape[0]
             meters.add(n, train_loss=loss * n, train_acc=(logits.argmax(1) == y).sum(),
                        generator_ce=gen_ce * n, mask_area=area.sum(),

@@ -1,5 +1,9 @@
 """One optimisation step of each stage, as plain functions (the trainer's epochs and the
-asv benchmarks both call these)."""
+asv benchmarks both call these).
+
+``precision`` is the run's (``bgbench.train.precision``): each network's forward runs in
+it and returns float32, so losses, their reductions and the fused composite are float32.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from torch import Tensor, nn
 
 from bgbench.ops import area_penalty, composite
 from bgbench.train.intensity import IntensityMaps
+from bgbench.train.precision import forward
 
 
 def total_variation(m: Tensor) -> Tensor:
@@ -19,10 +24,10 @@ def total_variation(m: Tensor) -> Tensor:
             + (m[:, :, :, 1:] - m[:, :, :, :-1]).abs().mean())
 
 
-def classifier_step(f: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor
-                    ) -> tuple[Tensor, Tensor]:
+def classifier_step(f: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor,
+                    precision: str = "fp32") -> tuple[Tensor, Tensor]:
     """Stage 1: one cross-entropy step of ``f``; returns the loss and the logits."""
-    logits = f(x)
+    logits = forward(f, x, precision=precision)
     loss = F.cross_entropy(logits, y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -30,12 +35,12 @@ def classifier_step(f: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tens
     return loss.detach(), logits.detach()
 
 
-def agcnn_local_step(branches: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor
-                     ) -> tuple[Tensor, Tensor]:
+def agcnn_local_step(branches: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor,
+                     precision: str = "fp32") -> tuple[Tensor, Tensor]:
     """AG-CNN's local stage: one step of the local branch and fusion head on the sum of the
     fused and local cross-entropies (``branches`` returns global, local and fused logits);
     returns the loss and the fused logits."""
-    _, local_logits, logits = branches(x)
+    _, local_logits, logits = forward(branches, x, precision=precision)
     loss = F.cross_entropy(logits, y) + F.cross_entropy(local_logits, y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -44,11 +49,12 @@ def agcnn_local_step(branches: nn.Module, opt: torch.optim.Optimizer, x: Tensor,
 
 
 def mask_loss(f: nn.Module, x: Tensor, y: Tensor, m: Tensor, area_limit: float,
-              area_weight: float, tv_weight: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+              area_weight: float, tv_weight: float, precision: str = "fp32"
+              ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Stage-2 loss ``CE(f(x*m)) + w_A L_A(m) + w_TV TV(m)``: the total, the cross-entropy,
     the logits and the per-image mask areas."""
     masked, area, _ = composite(x, m)
-    logits = f(masked)
+    logits = forward(f, masked, precision=precision)
     ce = F.cross_entropy(logits, y)
     loss = ce + area_weight * area_penalty(area, area_limit)
     if tv_weight:
@@ -57,10 +63,11 @@ def mask_loss(f: nn.Module, x: Tensor, y: Tensor, m: Tensor, area_limit: float,
 
 
 def mask_step(fm: nn.Module, f: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor,
-              area_limit: float, area_weight: float, tv_weight: float
+              area_limit: float, area_weight: float, tv_weight: float, precision: str = "fp32"
               ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Stage 2: one step of the mask generator ``fm`` against the frozen classifier ``f``."""
-    loss, ce, logits, area = mask_loss(f, x, y, fm(x), area_limit, area_weight, tv_weight)
+    loss, ce, logits, area = mask_loss(f, x, y, forward(fm, x, precision=precision),
+                                       area_limit, area_weight, tv_weight, precision)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -101,21 +108,21 @@ def sample_background(b: Tensor, uniforms: Tensor | None) -> Tensor:
 
 
 def adversarial_classifier_step(f: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor,
-                                m: Tensor, b: Tensor, intensity: IntensityMaps | None = None
-                                ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                                m: Tensor, b: Tensor, intensity: IntensityMaps | None = None,
+                                precision: str = "fp32") -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Stage 3, classifier half: cross-entropy on ``m*x + (1-m)*b`` (each image then mapped
     by ``intensity`` when given); returns the loss, the logits, and the per-image mask and
     background means."""
     composed, area, bg_mean = composite(x, m, b.detach())
     if intensity is not None:
         composed = intensity(composed)
-    return (*classifier_step(f, opt, composed, y), area.detach(), bg_mean.detach())
+    return (*classifier_step(f, opt, composed, y, precision), area.detach(), bg_mean.detach())
 
 
 def generator_step(f: nn.Module, fb: nn.Module, opt: torch.optim.Optimizer, x: Tensor,
                    y: Tensor, m: Tensor, z: Tensor, uniforms: Tensor | None, bg_limit: float,
-                   bg_weight: float, reduce: Callable[[list[nn.Parameter]], None] | None = None
-                   ) -> Tensor:
+                   bg_weight: float, reduce: Callable[[list[nn.Parameter]], None] | None = None,
+                   precision: str = "fp32") -> Tensor:
     """Stage 3, generator half: one step of ``fb`` maximising ``CE - w_BA L_BA``.
 
     The gradient is taken with ``autograd.grad`` with respect to ``fb`` only, then passed to
@@ -124,8 +131,9 @@ def generator_step(f: nn.Module, fb: nn.Module, opt: torch.optim.Optimizer, x: T
     """
     # With sampling, bg_mean is the sample's mean; its gradient is that of the mean
     # probability (straight-through), so L_BA still steers the expected background.
-    composed, _, bg_mean = composite(x, m, sample_background(fb(z), uniforms))
-    ce = F.cross_entropy(f(composed), y)
+    b = sample_background(forward(fb, z, precision=precision), uniforms)
+    composed, _, bg_mean = composite(x, m, b)
+    ce = F.cross_entropy(forward(f, composed, precision=precision), y)
     loss = -ce + bg_weight * area_penalty(bg_mean, bg_limit)
     params = list(fb.parameters())
     for p, grad in zip(params, torch.autograd.grad(loss, params), strict=True):
