@@ -32,14 +32,17 @@ def centre_model(path):
     return make_model(path, weights=weights)
 
 
-def test_corner_model_counts_match_an_independent_computation(tmp_path, suite):
+@pytest.mark.parametrize("size", [32, 28])
+def test_corner_model_counts_match_an_independent_computation(tmp_path, suite, size):
     # The corner model scores 1 - x00 for class 0 and x00 for class 1 (x00: pixel (0, 0) in
-    # [0, 1]), so it answers 1 where x00 > 0.5; (0, 0) is never part of an object.
-    [result] = attack(make_model(tmp_path / "corner.onnx"), budget=BUDGET, threads=1,
-                      suites={"mnist": suite})
+    # [0, 1]), so it answers 1 where x00 > 0.5; (0, 0) is never part of an object. A 28x28
+    # model is searched with the families drawn at 28x28 (the native-28 rule).
+    [result] = attack(make_model(tmp_path / "corner.onnx", size=size), budget=BUDGET,
+                      threads=1, suites={"mnist": suite})
+    assert result.size_rule == {32: "paper-32", 28: "native-28"}[size]
     wc = result.worst_case
     labels = suite.labels
-    pool = mem.pool(0, 32, BUDGET)
+    pool = mem.pool(0, size, BUDGET)
     right = np.array([labels == int(bg[0, 0] > 127) for bg in pool.bytes])  # [B, N]
     clean = labels == 0
     assert wc.clean == clean.sum() == result.test_sets[0].n_correct
