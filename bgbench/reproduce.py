@@ -1,9 +1,11 @@
-"""``bgbench reproduce``: data, training, export, evaluation and report for every configuration.
+"""``bgbench reproduce``: data, training, export, evaluation, the worst-case search and the
+report for every configuration.
 
 Each step runs through the same parser and function as its subcommand (``bgbench data
-prepare``, ``train``, ``export``, ``eval``, ``report``), so there is one place for each
-thing. Work already done is skipped: a finished run (``done.json``), an exported model, and
-results that already cover exactly these models; an unfinished run is resumed.
+prepare``, ``train``, ``export``, ``eval``, ``attack``, ``merge``, ``report``), so there is
+one place for each thing. Work already done is skipped: a finished run (``done.json``), an
+exported model, and evaluations and searches that already cover exactly that model; an
+unfinished run is resumed.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from bgbench.vocab import DATASETS, DEFAULT_PRESET, MAIN_METHODS, METHODS
 @dataclass
 class Plan:
     """What ``reproduce`` runs; ``out`` holds runs/, models/, evals/ (one evaluation per
-    model), results/ (their merge) and report.md."""
+    model), attacks/ (one worst-case search per model, unless ``attack_budget`` is 0),
+    results/ (their merge) and report.md. ``attack_budget`` None: the preset's
+    (``budget_for``)."""
 
     out: Path
     preset: str = DEFAULT_PRESET
@@ -34,6 +38,7 @@ class Plan:
     providers: str = "cpu"
     threads: int | None = None
     limit: int | None = None
+    attack_budget: int | None = None
     data_root: str | None = None
     train_args: list[str] = field(default_factory=list)
 
@@ -46,6 +51,14 @@ class Plan:
         if method in MAIN_METHODS or self.ablation_seeds is None:
             return self.seeds
         return self.ablation_seeds
+
+    def budget(self) -> int:
+        """Background queries per image of each model's worst-case search (0: none)."""
+        from bgbench.attack.protocol import DEFAULT_BUDGET, REPRODUCE_BUDGETS
+
+        if self.attack_budget is not None:
+            return self.attack_budget
+        return REPRODUCE_BUDGETS.get(self.preset, DEFAULT_BUDGET)
 
     def configurations(self) -> list[tuple[str, str, int]]:
         """Every (dataset, method, seed), in the paper's order."""
@@ -90,12 +103,14 @@ def _data_root(plan: Plan) -> list[str]:
     return ["--data-root", plan.data_root] if plan.data_root else []
 
 
-def _results_cover(results: Path, models: list[Path], plan: Plan) -> bool:
+def _results_cover(results: Path, models: list[Path], plan: Plan, search: bool = False
+                   ) -> bool:
     """Whether results.json already holds exactly these model files, evaluated as asked
-    (the noise sweep and the extended suite, the limit), with its results.csv written after
-    it (an evaluation killed between the two writes is redone) and its per-image correctness
-    beside it (an evaluation by an older bgbench is redone). A results.json that is not one
-    is an error: it is never silently replaced."""
+    (the noise sweep and the extended suite, the limit; with ``search``: their worst-case
+    search at the plan's budget), with its results.csv written after it (an evaluation
+    killed between the two writes is redone) and its per-image correctness beside it (an
+    evaluation by an older bgbench is redone). A results.json that is not one is an error:
+    it is never silently replaced."""
     from bgbench.harness.model import file_sha256
 
     table = results.with_name("results.csv")
@@ -104,7 +119,11 @@ def _results_cover(results: Path, models: list[Path], plan: Plan) -> bool:
     try:
         doc = json.loads(results.read_text(encoding="utf-8"))
         have = {(m["model"], m["sha256"]) for m in doc["models"]}
-        sweep = all(m["noise_sweep"] and m.get("suite") == "extended" for m in doc["models"])
+        if search:
+            asked = all(m["worst_case"]["budget"] == plan.budget() for m in doc["models"])
+        else:
+            asked = all(m["noise_sweep"] and m.get("suite") == "extended"
+                        for m in doc["models"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise BgbenchError(f"{results} is corrupt ({type(err).__name__}: {err}); delete it "
                            "and run reproduce again to evaluate that model anew") from None
@@ -118,14 +137,14 @@ def _results_cover(results: Path, models: list[Path], plan: Plan) -> bool:
     limit_ok = recorded == plan.limit or (
         recorded is None and plan.limit is not None
         and all(m["n_images"] <= plan.limit for m in doc["models"]))
-    return (have == want and sweep and limit_ok
+    return (have == want and asked and limit_ok
             and (results.parent / CORRECT_FILE).is_file())
 
 
-def run_configuration(plan: Plan, dataset: str, method: str, seed: int) -> Path:
-    """Train, export and evaluate one of ``plan``'s configurations, skipping what is done;
-    returns its evaluation's results directory. One evaluation per model, so an interrupted
-    reproduce keeps what it measured."""
+def run_configuration(plan: Plan, dataset: str, method: str, seed: int) -> list[Path]:
+    """Train, export, evaluate and search one of ``plan``'s configurations, skipping what is
+    done; returns its evaluation's results directory and its search's. One evaluation and
+    one search per model, so an interrupted reproduce keeps what it measured."""
     out, name = plan.out, plan.name(dataset, method, seed)
     run_dir, model = out / "runs" / name, out / "models" / f"{name}.onnx"
     if (run_dir / "done.json").is_file():
@@ -139,16 +158,25 @@ def run_configuration(plan: Plan, dataset: str, method: str, seed: int) -> Path:
         print(f"{name}: exported (skipping)", flush=True)
     else:
         _step(["export", str(run_dir), "--out", str(model), *_data_root(plan)])
+    threads = ["--threads", str(plan.threads)] if plan.threads else []
+    limit = ["--limit", str(plan.limit)] if plan.limit else []
+    inputs = ["--providers", plan.providers, *threads, *limit, "--force", "--quiet",
+              *_data_root(plan)]
     evaluation = out / "evals" / name
     if _results_cover(evaluation / "results.json", [model], plan):
         print(f"{name}: evaluated (skipping)", flush=True)
     else:
-        threads = ["--threads", str(plan.threads)] if plan.threads else []
-        limit = ["--limit", str(plan.limit)] if plan.limit else []
-        _step(["eval", str(model), "--noise-sweep", "--suite", "extended", "--providers",
-               plan.providers, *threads, *limit, "--out", str(evaluation), "--force",
-               "--quiet", *_data_root(plan)])
-    return evaluation
+        _step(["eval", str(model), "--noise-sweep", "--suite", "extended",
+               "--out", str(evaluation), *inputs])
+    if not plan.budget():
+        return [evaluation]
+    search = out / "attacks" / name
+    if _results_cover(search / "results.json", [model], plan, search=True):
+        print(f"{name}: searched (skipping)", flush=True)
+    else:
+        _step(["attack", str(model), "--budget", str(plan.budget()), "--out", str(search),
+               *inputs])
+    return [evaluation, search]
 
 
 def reproduce(plan: Plan) -> Path:
@@ -157,12 +185,13 @@ def reproduce(plan: Plan) -> Path:
     with directory_lock(plan.out, "reproduce"):
         data = ["--dataset", plan.datasets[0] if len(plan.datasets) == 1 else "all"]
         _step(["data", "prepare", *data, *_data_root(plan)])
-        evaluations = [run_configuration(plan, *configuration)
-                       for configuration in plan.configurations()]
+        evaluations = [d for configuration in plan.configurations()
+                       for d in run_configuration(plan, *configuration)]
         results, report = plan.out / "results", plan.out / "report.md"
         _step(["merge", *map(str, evaluations), "--out", str(results), "--force"])
+        worst_case = ["--worst-case", str(results)] if plan.budget() else []
         _step(["report", str(results), "--out", str(report), "--runs", str(plan.out / "runs"),
-               "--force", *_data_root(plan)])
+               *worst_case, "--force", *_data_root(plan)])
         return report
 
 
@@ -175,5 +204,6 @@ def plan_from_args(args) -> Plan:
                 ablation_seeds=(parse_seeds(args.ablation_seeds, "ablation_seeds")
                                 if args.ablation_seeds else None),
                 device=args.device, providers=args.providers,
-                threads=args.threads, limit=args.limit, data_root=args.data_root,
+                threads=args.threads, limit=args.limit, attack_budget=args.attack_budget,
+                data_root=args.data_root,
                 train_args=shlex.split(args.train_args or ""))

@@ -46,6 +46,7 @@ def test_reproduce_end_to_end_then_skips_and_resumes(tmp_path, real_data_root, c
     report = reproduce(plan)
     first = capsys.readouterr().out
     assert "$ bgbench train" in first and "$ bgbench export" in first and "$ bgbench eval" in first
+    assert "$ bgbench attack" in first and "--budget 10 " in first
     model = tmp_path / "out" / "models" / "mnist-traditional-seed0.onnx"
     run_dir = tmp_path / "out" / "runs" / "mnist-traditional-seed0"
     doc = json.loads((tmp_path / "out" / "results" / "results.json").read_text())
@@ -53,14 +54,20 @@ def test_reproduce_end_to_end_then_skips_and_resumes(tmp_path, real_data_root, c
     assert entry["model"] == str(model) and entry["method"] == "traditional"
     assert entry["noise_sweep"] and doc["limit"] == 200
     assert entry["suite"] == "extended" and entry["extended_background_average"] is not None
-    assert "Traditional: ours (1 model)" in report.read_text()
+    search = entry["worst_case"]
+    assert search["budget"] == 10 and search["n_images"] == 200
+    assert search["adaptive_accuracy"] <= search["worst_of_k"]["10"] <= entry["accuracy"]["clean"]
+    text = report.read_text()
+    assert "Traditional: ours (1 model)" in text and "worst-of-10" in text
 
     stamp = model.stat().st_mtime_ns
     reproduce(plan)
     second = capsys.readouterr().out
     assert "trained (skipping)" in second and "exported (skipping)" in second
     assert "mnist-traditional-seed0: evaluated (skipping)" in second
-    assert "$ bgbench eval" not in second and "$ bgbench merge" in second
+    assert "mnist-traditional-seed0: searched (skipping)" in second
+    assert "$ bgbench eval" not in second and "$ bgbench attack" not in second
+    assert "$ bgbench merge" in second
     assert "$ bgbench train" not in second and model.stat().st_mtime_ns == stamp
 
     (run_dir / "done.json").unlink()  # as if training had been interrupted

@@ -6,6 +6,9 @@ from __future__ import annotations
 PROTOCOL = "bgbench-worst-case-1"
 SUITE = "worst-case"
 DEFAULT_BUDGET = 100
+# `bgbench reproduce`'s budget per preset where it is not DEFAULT_BUDGET: the quick preset
+# is a smoke check, and its search should cost minutes, not the training's hour.
+REPRODUCE_BUDGETS = {"quick": 10}
 DEFAULT_SEED = 0
 CURVE: tuple[int, ...] = (1, 10, 100)
 # Share of each image's budget spent first on whole backgrounds (library, then pool).

@@ -11,13 +11,30 @@ from bgbench.train.config import PRECISIONS
 from bgbench.vocab import DATASETS, DEFAULT_PRESET, METHODS, PRESETS
 
 
+def _budget(text: str) -> int:
+    """``--attack-budget``: a non-negative integer."""
+    try:
+        budget = int(text)
+    except ValueError:
+        budget = -1
+    if budget < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer (0: no worst-case "
+                                         f"search), got {text!r}")
+    return budget
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``reproduce`` subcommand."""
+    from bgbench.attack.protocol import DEFAULT_BUDGET, REPRODUCE_BUDGETS
+
+    quick_budget = REPRODUCE_BUDGETS["quick"]
     p = subparsers.add_parser(
         "reproduce", help="prepare data, train, export, evaluate and report every method",
         description="Prepare the data, train each (dataset, method, seed) into "
         "OUT/runs/<dataset>-<method>-seed<N>, export it to OUT/models/, evaluate all models "
-        "(clean, six backgrounds, noise sweep) into OUT/results/ and write OUT/report.md. "
+        "(clean, six backgrounds, noise sweep, extended suite) into OUT/evals/, search each "
+        "model's worst-case backgrounds (`bgbench attack`) into OUT/attacks/, merge both into "
+        "OUT/results/ and write OUT/report.md. "
         "Re-running skips finished work and resumes unfinished training.")
     p.add_argument("--preset", default=DEFAULT_PRESET, metavar="{" + ",".join(PRESETS) + "}",
                    help=f"training preset (default {DEFAULT_PRESET}: a minute or two per method "
@@ -42,6 +59,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="evaluation threads (default: the cores available)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="evaluate on the first N test images only (smoke tests)")
+    p.add_argument("--attack-budget", type=_budget, default=None, metavar="B",
+                   help="background queries per image of each model's worst-case search "
+                   f"(default {DEFAULT_BUDGET}; {quick_budget} for the quick preset, a smoke "
+                   "check; 0: no search)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="training precision of every run, as `bgbench train --precision` "
                    "(default fp32)")
