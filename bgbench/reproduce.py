@@ -26,7 +26,7 @@ class Plan:
     """What ``reproduce`` runs; ``out`` holds runs/, models/, evals/ (one evaluation per
     model), attacks/ (one worst-case search per model, unless ``attack_budget`` is 0),
     results/ (their merge) and report.md. ``attack_budget`` None: the preset's
-    (``budget_for``)."""
+    (``budget``)."""
 
     out: Path
     preset: str = DEFAULT_PRESET
