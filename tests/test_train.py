@@ -117,10 +117,10 @@ def _epochs(t, stage):
     trained = stage.trained(t.models)
 
     def epoch(seed):
-        return stage.epoch(t, trained, optimizers, torch.Generator().manual_seed(seed),
-                           stage.name)
+        return stage.epoch(t.context, trained, optimizers,
+                           torch.Generator().manual_seed(seed), stage.name)
 
-    return epoch, lambda: stage.validate(t)
+    return epoch, lambda: stage.validate(t.context)
 
 
 def test_mask_stage_drives_the_area_towards_the_limit(tmp_path, data):
