@@ -79,8 +79,8 @@ def test_classifier_loss_goes_down(tmp_path, data):
 
 def _trainer(tmp_path, data, method, **overrides):
     config = tiny_config(method, **overrides)
-    opts = config["options"]
-    parts = split(*data, opts["val_size"], opts["train_subset"], opts["split_seed"])
+    opts = config.options
+    parts = split(*data, opts.val_size, opts.train_subset, opts.split_seed)
     return trainer_mod.Trainer(config, tmp_path, parts, Context(), quiet=True)
 
 

@@ -23,10 +23,10 @@ from bgbench import progress
 from bgbench.errors import BgbenchError
 from bgbench.fileio import append_line, write_json, write_stream
 from bgbench.train.checkpoint import StageCheckpoint, StateDict, clone_state, load_state
-from bgbench.train.config import TrainOptions
 from bgbench.train.data import Split
 from bgbench.train.distributed import Context
 from bgbench.train.meters import Meters
+from bgbench.train.run_config import RunConfig
 from bgbench.train.stage_context import StageContext
 from bgbench.train.stages import METHOD_STAGES, Stage, build_models
 
@@ -74,20 +74,20 @@ class Trainer:
     """Runs the stages of one run's method into its run directory; each stage's epochs and
     validation get the run's ``StageContext`` (``context``)."""
 
-    def __init__(self, config: dict[str, Any], out: Path, data: Split, ctx: Context,
+    def __init__(self, config: RunConfig, out: Path, data: Split, ctx: Context,
                  quiet: bool = False) -> None:
         self.config = config
-        self.opts = TrainOptions.from_dict(config["options"])
-        self.stages: tuple[Stage, ...] = METHOD_STAGES[config["method"]]
+        self.opts = config.options
+        self.stages: tuple[Stage, ...] = METHOD_STAGES[config.method]
         self.out = Path(out)
         self.ctx = ctx
         self.data = data.to(ctx.device)
         self.progress = Progress(ctx.is_main, quiet)
-        torch.manual_seed(config["seed"])
+        torch.manual_seed(config.seed)
         # channels_last makes the CPU (oneDNN) convolutions about 1.4x faster here; weights
         # are saved contiguous (clone_state), so checkpoints load whatever the layout.
         self.models = {k: m.to(ctx.device, memory_format=torch.channels_last)
-                       for k, m in build_models(config["method"], self.opts).items()}
+                       for k, m in build_models(config.method, self.opts).items()}
         self.context = StageContext(self.data, self.models, self.opts, ctx, self.progress)
         self.summary: dict[str, Any] = {}
 
@@ -98,7 +98,7 @@ class Trainer:
         start = time.time()
         for index, stage in enumerate(self.stages):
             self._run_stage(index, stage)
-        done = {"method": self.config["method"], "dataset": self.config["dataset"],
+        done = {"method": self.config.method, "dataset": self.config.dataset,
                 "stages": self.summary,
                 "val_accuracy": self.context.accuracy(self.models["classifier"],
                                                       self.data.x_val, self.data.y_val),
@@ -148,7 +148,7 @@ class Trainer:
             self.progress.log(f"{stage.name}: resuming after epoch {ckpt.epochs_done}/{epochs}")
 
         for epoch in range(ckpt.epochs_done, epochs):
-            generator = _epoch_generator(self.config["seed"], index, epoch)
+            generator = _epoch_generator(self.config.seed, index, epoch)
             t0 = time.time()
             train_metrics = stage.epoch(self.context, trained, optimizers, generator,
                                         f"{stage.name} {epoch + 1}/{epochs}")
