@@ -27,20 +27,19 @@ from bgbench.models import AGCNN, MaskUNet, TiledBackgroundGenerator, VGGClassif
 from bgbench.ops import composite
 from bgbench.train import masks as masklib
 from bgbench.train.accuracy import EVAL_BATCH
-from bgbench.train.bg_mix import apply_mix, draw_mix
+from bgbench.train.bg_mix import draw_mix
 from bgbench.train.config import TrainOptions
 from bgbench.train.intensity import draw_intensity
 from bgbench.train.meters import Meters
-from bgbench.train.precision import forward
 from bgbench.train.stage_context import Networks, StageContext
 from bgbench.train.steps import (
-    adversarial_classifier_step,
+    AdversarialBatch,
+    AdversarialOutcome,
+    adversarial_step,
     agcnn_local_step,
     classifier_step,
-    generator_step,
     mask_loss,
     mask_step,
-    sample_background,
 )
 
 VALIDATION_NOISE_SEED = 20240607
@@ -87,27 +86,11 @@ def _unfrozen(module: nn.Module) -> nn.Module:
     return module.requires_grad_(True)
 
 
-def _supervised_epoch(c: StageContext, model: nn.Module, opt: torch.optim.Optimizer,
-                      step: Callable[..., tuple[Tensor, Tensor]], generator: torch.Generator,
-                      desc: str) -> dict[str, float]:
-    """Cross-entropy steps on clean images (``step`` returns the loss and the logits)."""
-    model.train()
-    meters = Meters("train_loss", "train_acc", device=c.dist.device)
-    batches = c.batches(generator)
-    for idx in c.progress.iterate(batches, desc):
-        x, y = c.inputs(idx, generator)
-        loss, logits = step(model, opt, x, y, c.opts.precision)
-        n = y.shape[0]
-        meters.add(n, train_loss=loss * n, train_acc=(logits.argmax(1) == y).sum())
-        c.progress.postfix(meters, loss="train_loss", acc="train_acc")
-    return c.finish(meters, batches)
-
-
 @dataclass(frozen=True)
 class OneNetworkStage:
     """A stage that trains one network (``network``, built by ``build``) with one Adam
     optimizer at the learning rate option ``lr_option``, for ``epochs_option`` epochs.
-    Subclasses add ``epoch`` and ``validate``."""
+    Subclasses add ``train_mode``, ``draw``, ``train_step``, ``epoch`` and ``validate``."""
 
     name: str
     epochs_option: str
@@ -144,10 +127,36 @@ class ClassifierStage(OneNetworkStage):
     lr_option: str = "lr"
     step: Callable[..., tuple[Tensor, Tensor]] = classifier_step
 
+    def train_mode(self, c: StageContext, model: nn.Module) -> None:
+        """Put the networks in the modes the stage's steps run them in."""
+        model.train()
+
+    def draw(self, c: StageContext, idx: Tensor, generator: torch.Generator
+             ) -> tuple[Tensor, Tensor]:
+        """This process's images and labels of global batch ``idx``."""
+        return c.inputs(idx, generator)
+
+    def train_step(self, c: StageContext, model: nn.Module,
+                   optimizers: list[torch.optim.Optimizer], batch: tuple[Tensor, Tensor]
+                   ) -> tuple[Tensor, Tensor]:
+        """One cross-entropy step on ``batch``: the loss and the logits."""
+        x, y = batch
+        return self.step(model, optimizers[0], x, y, c.opts.precision)
+
     def epoch(self, c: StageContext, model: nn.Module, optimizers: list[torch.optim.Optimizer],
               generator: torch.Generator, desc: str) -> dict[str, float]:
         """One epoch; its training metrics by name."""
-        return _supervised_epoch(c, model, optimizers[0], self.step, generator, desc)
+        self.train_mode(c, model)
+        meters = Meters("train_loss", "train_acc", device=c.dist.device)
+        batches = c.batches(generator)
+        for idx in c.progress.iterate(batches, desc):
+            batch = self.draw(c, idx, generator)
+            loss, logits = self.train_step(c, model, optimizers, batch)
+            y = batch[1]
+            n = y.shape[0]
+            meters.add(n, train_loss=loss * n, train_acc=(logits.argmax(1) == y).sum())
+            c.progress.postfix(meters, loss="train_loss", acc="train_acc")
+        return c.finish(meters, batches)
 
     def scored(self, models: Networks) -> nn.Module:
         """The network whose clean validation accuracy scores the epoch."""
@@ -199,17 +208,32 @@ class MaskStage(OneNetworkStage):
     build: Callable[[TrainOptions], nn.Module] = mask_generator
     lr_option: str = "mask_lr"
 
+    def train_mode(self, c: StageContext, model: nn.Module) -> None:
+        model.train()
+        c.models["classifier"].eval()
+
+    def draw(self, c: StageContext, idx: Tensor, generator: torch.Generator
+             ) -> tuple[Tensor, Tensor]:
+        return c.inputs(idx, generator)
+
+    def train_step(self, c: StageContext, model: nn.Module,
+                   optimizers: list[torch.optim.Optimizer], batch: tuple[Tensor, Tensor]
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One mask-generator step: the loss, the cross-entropy, the logits and the areas."""
+        x, y = batch
+        o = c.opts
+        return mask_step(model, c.models["classifier"], optimizers[0], x, y, o.area_limit,
+                         o.area_weight, o.tv_weight, o.precision)
+
     def epoch(self, c: StageContext, model: nn.Module, optimizers: list[torch.optim.Optimizer],
               generator: torch.Generator, desc: str) -> dict[str, float]:
-        f, o = c.models["classifier"], c.opts
-        model.train()
-        f.eval()
+        self.train_mode(c, model)
         meters = Meters("train_loss", "train_ce", "train_acc", "mask_area", device=c.dist.device)
         batches = c.batches(generator)
         for idx in c.progress.iterate(batches, desc):
-            x, y = c.inputs(idx, generator)
-            loss, ce, logits, area = mask_step(model, f, optimizers[0], x, y, o.area_limit,
-                                               o.area_weight, o.tv_weight, o.precision)
+            batch = self.draw(c, idx, generator)
+            loss, ce, logits, area = self.train_step(c, model, optimizers, batch)
+            y = batch[1]
             n = y.shape[0]
             meters.add(n, train_loss=loss * n, train_ce=ce * n,
                        train_acc=(logits.argmax(1) == y).sum(), mask_area=area.sum())
@@ -282,53 +306,62 @@ class AdversarialStage:
         x = c.data.x_train if split == "train" else c.data.x_val
         return c.cached(f"{self.name} masks {split}", lambda: self._compute_masks(c, x))
 
+    def _generator(self, c: StageContext) -> nn.Module | None:
+        return c.models["background_generator"] if self.backgrounds == "generator" else None
+
+    def train_mode(self, c: StageContext, model: nn.Module) -> None:
+        c.models["classifier"].train()
+
+    def draw(self, c: StageContext, idx: Tensor, generator: torch.Generator
+             ) -> AdversarialBatch:
+        """Global batch ``idx`` with all its stage-3 draws, this process's share of it."""
+        o, ctx, n = c.opts, c.dist, idx.shape[0]
+        train_masks = self._masks(c, "train")
+        fb = self._generator(c)
+        if fb is not None:
+            noise = fb.sample_noise(n, generator)
+        else:
+            noise = masklib.noise_backgrounds(n, o.noise_kind, o.noise_rate, generator)
+        noise = ctx.shard(noise).to(ctx.device)
+        clean = ctx.shard(torch.rand(n, generator=generator)
+                          < o.clean_fraction).to(ctx.device)
+        x, y = c.inputs(idx, generator)
+        m = train_masks[ctx.shard(idx).to(ctx.device)]
+        m = torch.where(clean[:, None, None, None], torch.ones_like(m), m)
+        rows = ctx.shard(torch.arange(n))
+        size = x.shape[-1]  # the generator's backgrounds are the images' size
+        u, mix = None, None
+        if fb is not None:
+            u = c.uniforms(n, size, generator)
+            mix = draw_mix(n, size, generator, o.soft_share, o.grey_share)
+            mix = None if mix is None else mix.rows(rows)
+        maps = draw_intensity(n, generator, o.intensity_share)
+        maps = None if maps is None else maps.rows(rows)
+        steps = o.gen_steps if fb is not None else 0
+        return AdversarialBatch(x, y, m, noise, u, mix, maps,
+                                tuple(c.uniforms(n, size, generator) for _ in range(steps)))
+
+    def train_step(self, c: StageContext, model: nn.Module,
+                   optimizers: list[torch.optim.Optimizer], batch: AdversarialBatch
+                   ) -> AdversarialOutcome:
+        """One classifier step on the batch's composites and the generator's steps."""
+        return adversarial_step(model, c.models["classifier"], self._generator(c), optimizers,
+                                batch, c.opts, c.dist.average_gradients)
+
     def epoch(self, c: StageContext, model: nn.Module, optimizers: list[torch.optim.Optimizer],
               generator: torch.Generator, desc: str) -> dict[str, float]:
-        f, o, ctx = c.models["classifier"], c.opts, c.dist
-        fb = c.models["background_generator"] if self.backgrounds == "generator" else None
-        f.train()
-        train_masks = self._masks(c, "train")
+        self.train_mode(c, model)
         meters = Meters("train_loss", "train_acc", "generator_ce", "mask_area",
-                        "background_mean", device=ctx.device)
+                        "background_mean", device=c.dist.device)
         batches = c.batches(generator)
         for idx in c.progress.iterate(batches, desc):
-            if fb is not None:
-                noise = fb.sample_noise(idx.shape[0], generator)
-            else:
-                noise = masklib.noise_backgrounds(idx.shape[0], o.noise_kind, o.noise_rate,
-                                                  generator)
-            noise = ctx.shard(noise).to(ctx.device)
-            clean = ctx.shard(torch.rand(idx.shape[0], generator=generator)
-                              < o.clean_fraction).to(ctx.device)
-            x, y = c.inputs(idx, generator)
-            m = train_masks[ctx.shard(idx).to(ctx.device)]
-            m = torch.where(clean[:, None, None, None], torch.ones_like(m), m)
-            if fb is not None:
-                with torch.no_grad():
-                    soft = forward(fb, noise, precision=o.precision)
-                b = sample_background(soft, c.uniforms(idx.shape[0], soft.shape[-1], generator))
-                mix = draw_mix(idx.shape[0], soft.shape[-1], generator, o.soft_share,
-                               o.grey_share)
-                if mix is not None:
-                    b = apply_mix(b, soft, mix.rows(ctx.shard(torch.arange(idx.shape[0]))))
-            else:
-                b = noise
-            maps = draw_intensity(idx.shape[0], generator, o.intensity_share)
-            if maps is not None:
-                maps = maps.rows(ctx.shard(torch.arange(idx.shape[0])))
-            loss, logits, area, bg_mean = adversarial_classifier_step(model, optimizers[0], x,
-                                                                      y, m, b, maps,
-                                                                      o.precision)
-            gen_ce: Tensor | float = 0.0  # noise backgrounds: no generator steps
-            for _ in range(o.gen_steps if fb is not None else 0):
-                u = c.uniforms(idx.shape[0], b.shape[-1], generator)
-                gen_ce = generator_step(f, fb, optimizers[1], x, y, m, noise, u, o.bg_limit,
-                                        o.bg_weight,
-                                        ctx.average_gradients, o.precision)
-            n = y.shape[0]
-            meters.add(n, train_loss=loss * n, train_acc=(logits.argmax(1) == y).sum(),
-                       generator_ce=gen_ce * n, mask_area=area.sum(),
-                       background_mean=bg_mean.sum())
+            batch = self.draw(c, idx, generator)
+            out = self.train_step(c, model, optimizers, batch)
+            n = batch.y.shape[0]
+            meters.add(n, train_loss=out.loss * n,
+                       train_acc=(out.logits.argmax(1) == batch.y).sum(),
+                       generator_ce=out.generator_ce * n, mask_area=out.area.sum(),
+                       background_mean=out.bg_mean.sum())
             c.progress.postfix(meters, loss="train_loss", acc="train_acc", bg="background_mean")
         return c.finish(meters, batches)
 
