@@ -65,24 +65,13 @@ def _mask(s):
 
 
 def _adversarial(s):
-    from bgbench.train.precision import forward
-    from bgbench.train.steps import (
-        adversarial_classifier_step,
-        generator_step,
-        sample_background,
-        uniforms,
-    )
+    from bgbench.train.steps import AdversarialBatch, adversarial_step, uniforms
 
     o = s["opts"]
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        b = forward(s["fb"], s["z"], precision=o.precision)
-    u = uniforms(BATCH, 32, o.bg_sample, g)
+    u = uniforms(BATCH, 32, o.bg_sample, torch.Generator().manual_seed(0))
     u = None if u is None else u.to(s["device"])
-    adversarial_classifier_step(s["f"], s["opt_f"], s["x"], s["y"], s["m"],
-                                sample_background(b, u), None, o.precision)
-    generator_step(s["f"], s["fb"], s["opt_fb"], s["x"], s["y"], s["m"], s["z"], u,
-                   o.bg_limit, o.bg_weight, None, o.precision)
+    batch = AdversarialBatch(s["x"], s["y"], s["m"], s["z"], u, None, None, (u,))
+    adversarial_step(s["f"], s["f"], s["fb"], [s["opt_f"], s["opt_fb"]], batch, o)
     _sync(s)
 
 
