@@ -1,8 +1,10 @@
 """The stages of training, each one object, and the methods as ordered tuples of stages.
 
 A stage says which networks it needs, which of them it trains (and checkpoints), which
-option counts its epochs, how it builds its optimizers, and how it runs one epoch and
-validates. The trainer loops over a method's stages and knows none of them by name.
+option counts its epochs, how it builds its optimizers, sets its networks' modes
+(``train_mode``), draws a batch with all its randomness (``draw``), takes one step on it
+(``train_step``), runs one epoch and validates, each on the run's ``StageContext``. The
+trainer loops over a method's stages and knows none of them by name.
 
 - ``classifier``: stage 1, the classifier f on clean images (cross-entropy).
 - ``mask``: stage 2, the mask generator f_m with f frozen: ``CE(f(x*m)) + w_A L_A + w_TV TV``.
@@ -90,7 +92,7 @@ def _unfrozen(module: nn.Module) -> nn.Module:
 class OneNetworkStage:
     """A stage that trains one network (``network``, built by ``build``) with one Adam
     optimizer at the learning rate option ``lr_option``, for ``epochs_option`` epochs.
-    Subclasses add ``train_mode``, ``draw``, ``train_step``, ``epoch`` and ``validate``."""
+    Subclasses add ``train_mode``, ``train_step``, ``epoch`` and ``validate``."""
 
     name: str
     epochs_option: str
@@ -115,6 +117,11 @@ class OneNetworkStage:
         return [_adam(_unfrozen(self.trained(models)).parameters(),
                       getattr(opts, self.lr_option))]
 
+    def draw(self, c: StageContext, idx: Tensor, generator: torch.Generator
+             ) -> tuple[Tensor, Tensor]:
+        """This process's images and labels of global batch ``idx``."""
+        return c.inputs(idx, generator)
+
 
 @dataclass(frozen=True)
 class ClassifierStage(OneNetworkStage):
@@ -130,11 +137,6 @@ class ClassifierStage(OneNetworkStage):
     def train_mode(self, c: StageContext, model: nn.Module) -> None:
         """Put the networks in the modes the stage's steps run them in."""
         model.train()
-
-    def draw(self, c: StageContext, idx: Tensor, generator: torch.Generator
-             ) -> tuple[Tensor, Tensor]:
-        """This process's images and labels of global batch ``idx``."""
-        return c.inputs(idx, generator)
 
     def train_step(self, c: StageContext, model: nn.Module,
                    optimizers: list[torch.optim.Optimizer], batch: tuple[Tensor, Tensor]
@@ -211,10 +213,6 @@ class MaskStage(OneNetworkStage):
     def train_mode(self, c: StageContext, model: nn.Module) -> None:
         model.train()
         c.models["classifier"].eval()
-
-    def draw(self, c: StageContext, idx: Tensor, generator: torch.Generator
-             ) -> tuple[Tensor, Tensor]:
-        return c.inputs(idx, generator)
 
     def train_step(self, c: StageContext, model: nn.Module,
                    optimizers: list[torch.optim.Optimizer], batch: tuple[Tensor, Tensor]
@@ -297,10 +295,11 @@ class AdversarialStage:
         """The stage-3 mask of every image in ``x``: ``T(f_m(x))`` dilated, or the true
         mask."""
         if self.masks == "true":
-            return torch.cat([masklib.true_mask(c) for c in x.split(EVAL_BATCH)])
+            return torch.cat([masklib.true_mask(chunk) for chunk in x.split(EVAL_BATCH)])
         fm, o = c.models["mask_generator"].eval(), c.opts
-        return torch.cat([masklib.stage3_mask(fm(c), o.mask_transform, o.area_limit,
-                                              o.mask_dilation) for c in x.split(EVAL_BATCH)])
+        return torch.cat([masklib.stage3_mask(fm(chunk), o.mask_transform, o.area_limit,
+                                              o.mask_dilation)
+                          for chunk in x.split(EVAL_BATCH)])
 
     def _masks(self, c: StageContext, split: Literal["train", "val"]) -> Tensor:
         x = c.data.x_train if split == "train" else c.data.x_val
