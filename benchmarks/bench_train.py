@@ -27,19 +27,19 @@ def _prepare(device_name, precision="fp32"):
         raise NotImplementedError(bf16_support(device))
     if device_name == "cpu":
         torch.set_num_threads(2)
-    opts = {**resolve("quick").as_dict(), "precision": precision}
+    opts = resolve("quick", {"precision": precision})
     torch.manual_seed(0)
     fmt = torch.channels_last
-    nets = {"f": VGGClassifier(), "fm": MaskUNet(opts["unet_width"]),
-            "fb": TiledBackgroundGenerator(opts["gen_width"])}
+    nets = {"f": VGGClassifier(), "fm": MaskUNet(opts.unet_width),
+            "fb": TiledBackgroundGenerator(opts.gen_width)}
     nets = {k: v.to(device, memory_format=fmt) for k, v in nets.items()}
     x, y = synthetic(BATCH, seed=0)
     state = {"x": x.to(device), "y": y.to(device), "m": true_mask(x).to(device),
              "z": nets["fb"].sample_noise(BATCH, torch.Generator().manual_seed(0), device),
              "opts": opts, "device": device, **nets}
-    state["opt_f"] = torch.optim.Adam(nets["f"].parameters(), lr=opts["lr"])
-    state["opt_fm"] = torch.optim.Adam(nets["fm"].parameters(), lr=opts["mask_lr"])
-    state["opt_fb"] = torch.optim.Adam(nets["fb"].parameters(), lr=opts["gen_lr"])
+    state["opt_f"] = torch.optim.Adam(nets["f"].parameters(), lr=opts.lr)
+    state["opt_fm"] = torch.optim.Adam(nets["fm"].parameters(), lr=opts.mask_lr)
+    state["opt_fb"] = torch.optim.Adam(nets["fb"].parameters(), lr=opts.gen_lr)
     return state
 
 
@@ -51,7 +51,7 @@ def _sync(state):
 def _classifier(s):
     from bgbench.train.steps import classifier_step
 
-    classifier_step(s["f"], s["opt_f"], s["x"], s["y"], s["opts"]["precision"])
+    classifier_step(s["f"], s["opt_f"], s["x"], s["y"], s["opts"].precision)
     _sync(s)
 
 
@@ -59,30 +59,19 @@ def _mask(s):
     from bgbench.train.steps import mask_step
 
     o = s["opts"]
-    mask_step(s["fm"], s["f"], s["opt_fm"], s["x"], s["y"], o["area_limit"], o["area_weight"],
-              o["tv_weight"], o["precision"])
+    mask_step(s["fm"], s["f"], s["opt_fm"], s["x"], s["y"], o.area_limit, o.area_weight,
+              o.tv_weight, o.precision)
     _sync(s)
 
 
 def _adversarial(s):
-    from bgbench.train.precision import forward
-    from bgbench.train.steps import (
-        adversarial_classifier_step,
-        generator_step,
-        sample_background,
-        uniforms,
-    )
+    from bgbench.train.steps import AdversarialBatch, adversarial_step, uniforms
 
     o = s["opts"]
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        b = forward(s["fb"], s["z"], precision=o["precision"])
-    u = uniforms(BATCH, 32, o["bg_sample"], g)
+    u = uniforms(BATCH, 32, o.bg_sample, torch.Generator().manual_seed(0))
     u = None if u is None else u.to(s["device"])
-    adversarial_classifier_step(s["f"], s["opt_f"], s["x"], s["y"], s["m"],
-                                sample_background(b, u), None, o["precision"])
-    generator_step(s["f"], s["fb"], s["opt_fb"], s["x"], s["y"], s["m"], s["z"], u,
-                   o["bg_limit"], o["bg_weight"], None, o["precision"])
+    batch = AdversarialBatch(s["x"], s["y"], s["m"], s["z"], u, None, None, (u,))
+    adversarial_step(s["f"], s["f"], s["fb"], [s["opt_f"], s["opt_fb"]], batch, o)
     _sync(s)
 
 

@@ -79,8 +79,8 @@ def test_classifier_loss_goes_down(tmp_path, data):
 
 def _trainer(tmp_path, data, method, **overrides):
     config = tiny_config(method, **overrides)
-    opts = config["options"]
-    parts = split(*data, opts["val_size"], opts["train_subset"], opts["split_seed"])
+    opts = config.options
+    parts = split(*data, opts.val_size, opts.train_subset, opts.split_seed)
     return trainer_mod.Trainer(config, tmp_path, parts, Context(), quiet=True)
 
 
@@ -117,10 +117,10 @@ def _epochs(t, stage):
     trained = stage.trained(t.models)
 
     def epoch(seed):
-        return stage.epoch(t, trained, optimizers, torch.Generator().manual_seed(seed),
-                           stage.name)
+        return stage.epoch(t.context, trained, optimizers,
+                           torch.Generator().manual_seed(seed), stage.name)
 
-    return epoch, lambda: stage.validate(t)
+    return epoch, lambda: stage.validate(t.context)
 
 
 def test_mask_stage_drives_the_area_towards_the_limit(tmp_path, data):

@@ -5,19 +5,19 @@ Per stage of a method: milliseconds per step, images/s, the floating-point work 
 (forward and backward of every network the step runs, counted by
 ``torch.utils.flop_counter.FlopCounterMode``), the TFLOP/s that achieves, and its share of
 the device's peak (for fp32, a small table of known GPUs; otherwise, and on a CPU, unknown
-unless given with ``--peak-tflops``). The steps are the trainer's: each stage's own step
-functions (``bgbench.train.steps``) and optimizers (``Stage.optimizers``) on networks built
-by ``build_models``, channels_last, in ``--precision``, at the preset's batch size, on
+unless given with ``--peak-tflops``). The steps are the trainer's: each stage's own
+``train_step`` (``bgbench.train.steps``) and optimizers (``Stage.optimizers``) on networks
+built by ``build_models``, channels_last, in ``--precision``, at the preset's batch size, on
 synthetic digit-like images ``[1, 32, 32]`` kept on the device. With ``--baseline`` the
 same steps from the same initial weights also run in float32 with NCHW networks (neither
-channels-last nor bf16), in rounds interleaved with the configured
-ones so both see the same load, and each stage gets a ``speedup`` line: the median over
-rounds of the baseline's time over the configured one's in the same round; on a CPU the
-speedups are checked against ``CPU_TARGETS``. What the epoch loop does around a step (drawing
-the batch order, noise and clean share on the CPU) is not timed: this is the step's speed.
-The stage-3 masks are the true masks of the images (a run computes its masks once, before
-the stage). Exits 1 when a loss or a figure is not finite, or a checked speedup misses its
-target.
+channels-last nor bf16), in rounds interleaved with the configured ones so both see the
+same load, and each stage gets a ``speedup`` line: the median over rounds of the baseline's
+time over the configured one's in the same round; on a CPU the speedups are checked against
+``CPU_TARGETS``. What the epoch loop does around a step (``Stage.draw``: the batch order,
+noise, clean share and sampling uniforms, drawn on the CPU) is not timed: this is the step's
+speed. The stage-3 masks are the stage's own, computed once before timing as a run computes
+them before the stage (learned masks come from the untrained mask generator). Exits 1 when
+a loss or a figure is not finite, or a checked speedup misses its target.
 """
 
 from __future__ import annotations
@@ -106,67 +106,27 @@ def stage_step(stage: Stage, models: dict[str, nn.Module], opts: TrainOptions,
     returns the step's loss (on the device, not read back).
 
     Freezes every network, then builds the stage's optimizers as the trainer does (which
-    unfreezes what the stage trains): the call is valid until another stage is prepared on
-    the same ``models``. Runs in ``opts.precision``.
+    unfreezes what the stage trains), and a ``StageContext`` whose training split is the
+    batch; the batch's draws (``stage.draw``, seeded by ``SEED``) are made once, and the call
+    is the stage's own ``train_step``. Valid until another stage is prepared on the same
+    ``models``. Runs in ``opts.precision``.
     """
     import torch
 
-    from bgbench.train import masks as masklib
-    from bgbench.train.bg_mix import BackgroundMix, apply_mix, draw_mix
-    from bgbench.train.intensity import draw_intensity
-    from bgbench.train.precision import forward
-    from bgbench.train.stages import AdversarialStage, ClassifierStage, MaskStage
-    from bgbench.train.steps import (
-        adversarial_classifier_step,
-        generator_step,
-        mask_step,
-        sample_background,
-        uniforms,
-    )
+    from bgbench.train.data import Split
+    from bgbench.train.distributed import Context
+    from bgbench.train.stage_context import StageContext
+    from bgbench.train.trainer import Progress
 
     for model in models.values():
         model.requires_grad_(False)
     optimizers = stage.optimizers(models, opts)
-    trained = stage.trained(models).train()
-    precision = opts.precision
-    if isinstance(stage, ClassifierStage):  # also AG-CNN's global and local stages
-        return lambda: stage.step(trained, optimizers[0], x, y, precision)[0]
-    if isinstance(stage, MaskStage):
-        f = models["classifier"].eval()
-        return lambda: mask_step(trained, f, optimizers[0], x, y, opts.area_limit,
-                                 opts.area_weight, opts.tv_weight, precision)[0]
-    if not isinstance(stage, AdversarialStage):
-        raise TypeError(f"no benchmark step for stage {stage.name!r} ({type(stage).__name__})")
-
-    n, size, device = x.shape[0], x.shape[-1], x.device
-    g = torch.Generator().manual_seed(SEED)
-    m = masklib.true_mask(x)
-    maps = draw_intensity(n, g, opts.intensity_share)
-    if stage.backgrounds == "noise":
-        noise = masklib.noise_backgrounds(n, opts.noise_kind, opts.noise_rate, g).to(device)
-        return lambda: adversarial_classifier_step(trained, optimizers[0], x, y, m, noise,
-                                                   maps, precision)[0]
-
-    fb = models["background_generator"]
-    z = fb.sample_noise(n, g, device)
-    u_classifier, u_generator = (None if u is None else u.to(device)
-                                 for u in (uniforms(n, size, opts.bg_sample, g),
-                                           uniforms(n, size, opts.bg_sample, g)))
-    mix = draw_mix(n, size, g, opts.soft_share, opts.grey_share)
-    mix = None if mix is None else BackgroundMix(mix.kind.to(device), mix.grey.to(device))
-
-    def adversarial_pair() -> Tensor:
-        with torch.no_grad():
-            soft = forward(fb, z, precision=precision)
-        b = apply_mix(sample_background(soft, u_classifier), soft, mix)
-        loss = adversarial_classifier_step(trained, optimizers[0], x, y, m, b, maps,
-                                           precision)[0]
-        for _ in range(opts.gen_steps):
-            generator_step(trained, fb, optimizers[1], x, y, m, z, u_generator, opts.bg_limit,
-                           opts.bg_weight, None, precision)
-        return loss
-
-    return adversarial_pair
+    trained = stage.trained(models)
+    context = StageContext(Split(x, y, x, y), models, opts, Context(device=x.device),
+                           Progress(enabled=False, quiet=True))
+    stage.train_mode(context, trained)
+    batch = stage.draw(context, torch.arange(x.shape[0]), torch.Generator().manual_seed(SEED))
+    return lambda: stage.train_step(context, trained, optimizers, batch)[0]
 
 
 def measure_stage(name: str, step: Callable[[], Tensor], images: int, device: torch.device,

@@ -1,8 +1,9 @@
 """Training: the three-stage background-invariant method, its baselines and ablations.
 
-``train`` runs one configuration (``make_config``) into a run directory; ``load_classifier``
-and ``load_generators`` read a finished run back. They are imported lazily so that
-``bgbench.train.config`` (which the CLI reads to build its options) does not import torch.
+``train`` runs one configuration (``make_config``, a ``RunConfig``) into a run directory;
+``load_config``, ``load_classifier`` and ``load_generators`` read a run back. They are
+imported lazily so that ``bgbench.train.config`` (which the CLI reads to build its options)
+does not import torch.
 A method is an ordered tuple of stages (``bgbench.train.stages``); the trainer runs them.
 """
 
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["load_classifier", "load_generators", "make_config", "read_config", "train"]
+__all__ = ["load_classifier", "load_config", "load_generators", "make_config", "read_config",
+           "train"]
 
 
 def __getattr__(name: str) -> Any:

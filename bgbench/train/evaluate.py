@@ -67,6 +67,7 @@ def score_run(run_dir: str | Path, on: str = "test", limit: int = 0,
     from bgbench.data import load_numpy
     from bgbench.train.data import split_indices
     from bgbench.train.run import load_classifier
+    from bgbench.train.run_config import RunConfig
 
     if on not in SPLITS:
         raise ParameterError(f"`on` must be one of {', '.join(SPLITS)}, got {on!r}")
@@ -74,18 +75,19 @@ def score_run(run_dir: str | Path, on: str = "test", limit: int = 0,
         raise ParameterError(f"`suite` must be one of {', '.join(SUITES)}, got {suite!r}")
     if limit < 0:
         raise ParameterError(f"`limit` must be non-negative (0: all), got {limit}")
-    model, config = load_classifier(run_dir)
+    model, record = load_classifier(run_dir)
+    config = RunConfig.from_dict(record)
     if on == "test":
-        images, labels = load_numpy(config["dataset"], "test", data_root)
+        images, labels = load_numpy(config.dataset, "test", data_root)
     else:
-        images, labels = load_numpy(config["dataset"], "train", data_root)
-        opts = config["options"]
-        val, _ = split_indices(len(labels), opts["val_size"], opts["split_seed"])
+        images, labels = load_numpy(config.dataset, "train", data_root)
+        opts = config.options
+        val, _ = split_indices(len(labels), opts.val_size, opts.split_seed)
         images, labels = images[val.numpy()], labels[val.numpy()]
     if limit:
         images, labels = images[:limit], labels[:limit]
     result = background_accuracy(model, images, labels)
     if suite == "extended":
         result.update(extended_accuracy(model, images, labels))
-    return {"run": str(run_dir), "on": on, "method": config["method"],
-            "dataset": config["dataset"], "n": len(labels), **result}
+    return {"run": str(run_dir), "on": on, "method": config.method,
+            "dataset": config.dataset, "n": len(labels), **result}

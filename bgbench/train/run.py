@@ -21,6 +21,7 @@ from bgbench.train import distributed
 from bgbench.train.checkpoint import StageCheckpoint, load_state
 from bgbench.train.data import split
 from bgbench.train.precision import check_precision
+from bgbench.train.run_config import RunConfig
 from bgbench.train.stages import METHOD_STAGES, build_models
 from bgbench.train.trainer import CHECKPOINTS, DONE, METRICS, WEIGHT_FILES, Trainer
 from bgbench.vocab import DATASETS, DEFAULT_PRESET, METHODS, PRESET_ALIASES
@@ -31,21 +32,18 @@ IDENTITY = ("dataset", "method", "preset", "seed", "options")
 
 
 def make_config(dataset: str, method: str, preset: str = DEFAULT_PRESET, seed: int = 0,
-                overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The full, checked configuration of a run (every option resolved from the preset),
-    as ``config.json`` records it."""
+                overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The full, checked configuration of a run (every option resolved from the preset)."""
     if dataset not in DATASETS and dataset != "synthetic":
         raise ParameterError(f"unknown `dataset` {dataset!r}; choose from {', '.join(DATASETS)}")
     if method not in METHODS:
         raise ParameterError(f"unknown `method` {method!r}; choose from {', '.join(METHODS)}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ParameterError(f"`seed` must be a non-negative integer, got {seed!r}")
-    return {"dataset": dataset, "method": method, "preset": preset, "seed": seed,
-            "options": cfg.resolve(preset, overrides).as_dict(),
-            "stages": [stage.name for stage in METHOD_STAGES[method]]}
+    return RunConfig(dataset, method, preset, seed, cfg.resolve(preset, overrides))
 
 
-def _prepare_dir(out: Path, config: dict[str, Any], resume: bool, force: bool,
+def _prepare_dir(out: Path, config: RunConfig, resume: bool, force: bool,
                  ctx: distributed.Context) -> bool:
     """Make ``out`` ready; return False when a resumed run is already complete. Called with
     ``out``'s lock held, so what a killed writer left (temporary files, a torn metrics line)
@@ -57,10 +55,10 @@ def _prepare_dir(out: Path, config: dict[str, Any], resume: bool, force: bool,
         raise ParameterError(f"run directory {out} already exists; pass `resume` to continue "
                              "it or `force` to start over")
     if exists and resume:
-        saved = read_config(out)
-        diff = [k for k in IDENTITY if saved.get(k) != config.get(k)]
+        saved, record = read_config(out), config.as_dict()
+        diff = [k for k in IDENTITY if saved.get(k) != record.get(k)]
         if diff:
-            detail = ", ".join(_describe(k, saved.get(k), config.get(k)) for k in diff)
+            detail = ", ".join(_describe(k, saved.get(k), record.get(k)) for k in diff)
             raise ParameterError(f"cannot resume {out}: it was started with different "
                                  f"settings ({detail}); repeat its options or pass `force`")
         if (out / DONE).exists():
@@ -144,8 +142,9 @@ def read_done(run_dir: str | Path) -> dict[str, Any]:
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
-    """A run's ``config.json``; missing or broken is an error naming the file. A preset
-    recorded under an alias (``paper``) reads as the preset it names (``full``)."""
+    """A run's ``config.json`` record (configuration, stages and provenance); missing or
+    broken is an error naming the file. A preset recorded under an alias (``paper``) reads
+    as the preset it names (``full``)."""
     path = Path(run_dir) / CONFIG
     if not path.exists():
         raise BgbenchError(f"{path} not found: {run_dir} is not a training run directory "
@@ -155,6 +154,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
         if config["method"] not in METHODS:
             raise ValueError(f"unknown method {config['method']!r}")
         config["options"] = cfg.TrainOptions.from_dict(config["options"]).as_dict()
+        RunConfig.from_dict(config)  # every entry of the configuration is there
     except (ValueError, KeyError, TypeError, ParameterError) as err:
         raise BgbenchError(f"{path} is corrupt or not a bgbench config ({err}); restore it, "
                            "or delete the run directory and train again") from None
@@ -162,7 +162,12 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     return config
 
 
-def train(config: dict[str, Any], out: str | Path, *, device: str = "cpu",
+def load_config(run_dir: str | Path) -> RunConfig:
+    """A run's configuration from its ``config.json`` (errors as ``read_config``)."""
+    return RunConfig.from_dict(read_config(run_dir))
+
+
+def train(config: RunConfig, out: str | Path, *, device: str = "cpu",
           resume: bool = False, force: bool = False, quiet: bool = False,
           data_root: str | None = None,
           tensors: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, Any] | None:
@@ -177,10 +182,10 @@ def train(config: dict[str, Any], out: str | Path, *, device: str = "cpu",
         raise ParameterError("`resume` and `force` contradict each other; pass one")
     ctx = distributed.setup(device)
     try:
-        check_precision(config["options"].get("precision", cfg.UNRECORDED_AT["precision"]),
-                        ctx.device)
-        if config["options"]["batch_size"] % ctx.world:
-            raise ParameterError(f"`batch_size` {config['options']['batch_size']} does not "
+        opts = config.options
+        check_precision(opts.precision, ctx.device)
+        if opts.batch_size % ctx.world:
+            raise ParameterError(f"`batch_size` {opts.batch_size} does not "
                                  f"divide over {ctx.world} processes; use a multiple of "
                                  f"{ctx.world}")
         # Taken before anything in ``out`` is read or deleted, held to the last write.
@@ -190,16 +195,17 @@ def train(config: dict[str, Any], out: str | Path, *, device: str = "cpu",
                     print(f"{out} is already complete ({DONE} exists); nothing to do")
                 return None
             if tensors is None:
-                if config["dataset"] == "synthetic":
+                if config.dataset == "synthetic":
                     raise ParameterError("the synthetic dataset exists only for tests: pass "
                                          "`tensors`")
                 from bgbench.data.torch_data import load_tensors
 
-                tensors = load_tensors(config["dataset"], "train", data_root)
-            opts = config["options"]
-            data = split(*tensors, opts["val_size"], opts["train_subset"], opts["split_seed"])
+                tensors = load_tensors(config.dataset, "train", data_root)
+            data = split(*tensors, opts.val_size, opts.train_subset, opts.split_seed)
             if ctx.is_main and not (out / CONFIG).exists():
-                record = {**config, "device": device, "world_size": ctx.world,
+                record = {**config.as_dict(),
+                          "stages": [stage.name for stage in METHOD_STAGES[config.method]],
+                          "device": device, "world_size": ctx.world,
                           "git_commit": git_commit(), "package_versions": package_versions(),
                           "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
                 write_json(out / CONFIG, record)
@@ -225,17 +231,17 @@ def _load_weights(model: nn.Module, path: Path) -> None:
 
 def load_classifier(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """The run's final classifier (rebuilt from ``config.json``, weights from
-    ``classifier.pt``) in eval mode, and its config."""
-    config = read_config(run_dir)
-    model = _networks(config)["classifier"]
+    ``classifier.pt``) in eval mode, and its ``config.json`` record."""
+    record = read_config(run_dir)
+    model = _networks(RunConfig.from_dict(record))["classifier"]
     _load_weights(model, Path(run_dir) / WEIGHT_FILES["classifier"])
-    return model.eval(), config
+    return model.eval(), record
 
 
 def load_generators(run_dir: str | Path) -> tuple[nn.Module | None, nn.Module | None]:
     """The run's mask generator and background generator in eval mode (None where its
     method has none)."""
-    networks = _networks(read_config(run_dir))
+    networks = _networks(load_config(run_dir))
     loaded: list[nn.Module | None] = []
     for name in ("mask_generator", "background_generator"):
         model = networks.get(name)
@@ -246,5 +252,5 @@ def load_generators(run_dir: str | Path) -> tuple[nn.Module | None, nn.Module | 
     return loaded[0], loaded[1]
 
 
-def _networks(config: dict[str, Any]) -> dict[str, nn.Module]:
-    return build_models(config["method"], cfg.TrainOptions.from_dict(config["options"]))
+def _networks(config: RunConfig) -> dict[str, nn.Module]:
+    return build_models(config.method, config.options)

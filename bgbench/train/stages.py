@@ -1,8 +1,10 @@
 """The stages of training, each one object, and the methods as ordered tuples of stages.
 
 A stage says which networks it needs, which of them it trains (and checkpoints), which
-option counts its epochs, how it builds its optimizers, and how it runs one epoch and
-validates. The trainer loops over a method's stages and knows none of them by name.
+option counts its epochs, how it builds its optimizers, sets its networks' modes
+(``train_mode``), draws a batch with all its randomness (``draw``), takes one step on it
+(``train_step``), runs one epoch and validates, each on the run's ``StageContext``. The
+trainer loops over a method's stages and knows none of them by name.
 
 - ``classifier``: stage 1, the classifier f on clean images (cross-entropy).
 - ``mask``: stage 2, the mask generator f_m with f frozen: ``CE(f(x*m)) + w_A L_A + w_TV TV``.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -27,27 +29,23 @@ from bgbench.models import AGCNN, MaskUNet, TiledBackgroundGenerator, VGGClassif
 from bgbench.ops import composite
 from bgbench.train import masks as masklib
 from bgbench.train.accuracy import EVAL_BATCH
-from bgbench.train.bg_mix import apply_mix, draw_mix
+from bgbench.train.bg_mix import draw_mix
 from bgbench.train.config import TrainOptions
 from bgbench.train.intensity import draw_intensity
 from bgbench.train.meters import Meters
-from bgbench.train.precision import forward
+from bgbench.train.stage_context import Networks, StageContext
 from bgbench.train.steps import (
-    adversarial_classifier_step,
+    AdversarialBatch,
+    AdversarialOutcome,
+    adversarial_step,
     agcnn_local_step,
     classifier_step,
-    generator_step,
     mask_loss,
     mask_step,
-    sample_background,
 )
-
-if TYPE_CHECKING:
-    from bgbench.train.trainer import Trainer
 
 VALIDATION_NOISE_SEED = 20240607
 
-Networks = dict[str, nn.Module]
 Validation = tuple[float, dict[str, float]]
 
 
@@ -90,27 +88,11 @@ def _unfrozen(module: nn.Module) -> nn.Module:
     return module.requires_grad_(True)
 
 
-def _supervised_epoch(t: Trainer, model: nn.Module, opt: torch.optim.Optimizer,
-                      step: Callable[..., tuple[Tensor, Tensor]], generator: torch.Generator,
-                      desc: str) -> dict[str, float]:
-    """Cross-entropy steps on clean images (``step`` returns the loss and the logits)."""
-    model.train()
-    meters = Meters("train_loss", "train_acc", device=t.ctx.device)
-    batches = t.batches(generator)
-    for idx in t.progress.iterate(batches, desc):
-        x, y = t.inputs(idx, generator)
-        loss, logits = step(model, opt, x, y, t.opts.precision)
-        n = y.shape[0]
-        meters.add(n, train_loss=loss * n, train_acc=(logits.argmax(1) == y).sum())
-        t.progress.postfix(meters, loss="train_loss", acc="train_acc")
-    return t.finish(meters, batches)
-
-
 @dataclass(frozen=True)
 class OneNetworkStage:
     """A stage that trains one network (``network``, built by ``build``) with one Adam
     optimizer at the learning rate option ``lr_option``, for ``epochs_option`` epochs.
-    Subclasses add ``epoch`` and ``validate``."""
+    Subclasses add ``train_mode``, ``train_step``, ``epoch`` and ``validate``."""
 
     name: str
     epochs_option: str
@@ -135,6 +117,11 @@ class OneNetworkStage:
         return [_adam(_unfrozen(self.trained(models)).parameters(),
                       getattr(opts, self.lr_option))]
 
+    def draw(self, c: StageContext, idx: Tensor, generator: torch.Generator
+             ) -> tuple[Tensor, Tensor]:
+        """This process's images and labels of global batch ``idx``."""
+        return c.inputs(idx, generator)
+
 
 @dataclass(frozen=True)
 class ClassifierStage(OneNetworkStage):
@@ -147,18 +134,39 @@ class ClassifierStage(OneNetworkStage):
     lr_option: str = "lr"
     step: Callable[..., tuple[Tensor, Tensor]] = classifier_step
 
-    def epoch(self, t: Trainer, model: nn.Module, optimizers: list[torch.optim.Optimizer],
+    def train_mode(self, c: StageContext, model: nn.Module) -> None:
+        """Put the networks in the modes the stage's steps run them in."""
+        model.train()
+
+    def train_step(self, c: StageContext, model: nn.Module,
+                   optimizers: list[torch.optim.Optimizer], batch: tuple[Tensor, Tensor]
+                   ) -> tuple[Tensor, Tensor]:
+        """One cross-entropy step on ``batch``: the loss and the logits."""
+        x, y = batch
+        return self.step(model, optimizers[0], x, y, c.opts.precision)
+
+    def epoch(self, c: StageContext, model: nn.Module, optimizers: list[torch.optim.Optimizer],
               generator: torch.Generator, desc: str) -> dict[str, float]:
         """One epoch; its training metrics by name."""
-        return _supervised_epoch(t, model, optimizers[0], self.step, generator, desc)
+        self.train_mode(c, model)
+        meters = Meters("train_loss", "train_acc", device=c.dist.device)
+        batches = c.batches(generator)
+        for idx in c.progress.iterate(batches, desc):
+            batch = self.draw(c, idx, generator)
+            loss, logits = self.train_step(c, model, optimizers, batch)
+            y = batch[1]
+            n = y.shape[0]
+            meters.add(n, train_loss=loss * n, train_acc=(logits.argmax(1) == y).sum())
+            c.progress.postfix(meters, loss="train_loss", acc="train_acc")
+        return c.finish(meters, batches)
 
     def scored(self, models: Networks) -> nn.Module:
         """The network whose clean validation accuracy scores the epoch."""
         return self.trained(models)
 
-    def validate(self, t: Trainer) -> Validation:
+    def validate(self, c: StageContext) -> Validation:
         """The score that picks the best epoch, and the validation metrics."""
-        return t.validate_clean(self.scored(t.models))
+        return c.validate_clean(self.scored(c.models))
 
 
 @dataclass(frozen=True)
@@ -202,33 +210,44 @@ class MaskStage(OneNetworkStage):
     build: Callable[[TrainOptions], nn.Module] = mask_generator
     lr_option: str = "mask_lr"
 
-    def epoch(self, t: Trainer, model: nn.Module, optimizers: list[torch.optim.Optimizer],
-              generator: torch.Generator, desc: str) -> dict[str, float]:
-        f, o = t.models["classifier"], t.opts
+    def train_mode(self, c: StageContext, model: nn.Module) -> None:
         model.train()
-        f.eval()
-        meters = Meters("train_loss", "train_ce", "train_acc", "mask_area", device=t.ctx.device)
-        batches = t.batches(generator)
-        for idx in t.progress.iterate(batches, desc):
-            x, y = t.inputs(idx, generator)
-            loss, ce, logits, area = mask_step(model, f, optimizers[0], x, y, o.area_limit,
-                                               o.area_weight, o.tv_weight, o.precision)
+        c.models["classifier"].eval()
+
+    def train_step(self, c: StageContext, model: nn.Module,
+                   optimizers: list[torch.optim.Optimizer], batch: tuple[Tensor, Tensor]
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One mask-generator step: the loss, the cross-entropy, the logits and the areas."""
+        x, y = batch
+        o = c.opts
+        return mask_step(model, c.models["classifier"], optimizers[0], x, y, o.area_limit,
+                         o.area_weight, o.tv_weight, o.precision)
+
+    def epoch(self, c: StageContext, model: nn.Module, optimizers: list[torch.optim.Optimizer],
+              generator: torch.Generator, desc: str) -> dict[str, float]:
+        self.train_mode(c, model)
+        meters = Meters("train_loss", "train_ce", "train_acc", "mask_area", device=c.dist.device)
+        batches = c.batches(generator)
+        for idx in c.progress.iterate(batches, desc):
+            batch = self.draw(c, idx, generator)
+            loss, ce, logits, area = self.train_step(c, model, optimizers, batch)
+            y = batch[1]
             n = y.shape[0]
             meters.add(n, train_loss=loss * n, train_ce=ce * n,
                        train_acc=(logits.argmax(1) == y).sum(), mask_area=area.sum())
-            t.progress.postfix(meters, loss="train_loss", acc="train_acc", area="mask_area")
-        return t.finish(meters, batches)
+            c.progress.postfix(meters, loss="train_loss", acc="train_acc", area="mask_area")
+        return c.finish(meters, batches)
 
     @torch.no_grad()
-    def validate(self, t: Trainer) -> Validation:
+    def validate(self, c: StageContext) -> Validation:
         """Score: minus the validation stage-2 loss (with the untransformed mask)."""
-        fm = t.models["mask_generator"].eval()
-        f = t.models["classifier"].eval()
-        o = t.opts
+        fm = c.models["mask_generator"].eval()
+        f = c.models["classifier"].eval()
+        o = c.opts
         meters = Meters("val_loss", "val_acc", "val_mask_area", "val_acc_transformed",
-                        "val_mask_area_transformed", device=t.ctx.device)
-        for lo, hi in t.val_chunks():
-            x, y = t.data.x_val[lo:hi], t.data.y_val[lo:hi]
+                        "val_mask_area_transformed", device=c.dist.device)
+        for lo, hi in c.val_chunks():
+            x, y = c.data.x_val[lo:hi], c.data.y_val[lo:hi]
             m = fm(x)
             loss, _, logits, area = mask_loss(f, x, y, m, o.area_limit, o.area_weight,
                                               o.tv_weight)
@@ -238,7 +257,7 @@ class MaskStage(OneNetworkStage):
                        val_mask_area=area.sum(),
                        val_acc_transformed=(f(x * mask).argmax(1) == y).sum(),
                        val_mask_area_transformed=mask.mean(dim=(1, 2, 3)).sum())
-        metrics = meters.averages(t.ctx)
+        metrics = meters.averages(c.dist)
         return -metrics["val_loss"], {k: round(v, 6) for k, v in metrics.items()}
 
 
@@ -272,82 +291,93 @@ class AdversarialStage:
         return opts_
 
     @torch.no_grad()
-    def _compute_masks(self, t: Trainer, x: Tensor) -> Tensor:
+    def _compute_masks(self, c: StageContext, x: Tensor) -> Tensor:
         """The stage-3 mask of every image in ``x``: ``T(f_m(x))`` dilated, or the true
         mask."""
         if self.masks == "true":
-            return torch.cat([masklib.true_mask(c) for c in x.split(EVAL_BATCH)])
-        fm, o = t.models["mask_generator"].eval(), t.opts
-        return torch.cat([masklib.stage3_mask(fm(c), o.mask_transform, o.area_limit,
-                                              o.mask_dilation) for c in x.split(EVAL_BATCH)])
+            return torch.cat([masklib.true_mask(chunk) for chunk in x.split(EVAL_BATCH)])
+        fm, o = c.models["mask_generator"].eval(), c.opts
+        return torch.cat([masklib.stage3_mask(fm(chunk), o.mask_transform, o.area_limit,
+                                              o.mask_dilation)
+                          for chunk in x.split(EVAL_BATCH)])
 
-    def _masks(self, t: Trainer, split: Literal["train", "val"]) -> Tensor:
-        x = t.data.x_train if split == "train" else t.data.x_val
-        return t.cached(f"{self.name} masks {split}", lambda: self._compute_masks(t, x))
+    def _masks(self, c: StageContext, split: Literal["train", "val"]) -> Tensor:
+        x = c.data.x_train if split == "train" else c.data.x_val
+        return c.cached(f"{self.name} masks {split}", lambda: self._compute_masks(c, x))
 
-    def epoch(self, t: Trainer, model: nn.Module, optimizers: list[torch.optim.Optimizer],
+    def _generator(self, c: StageContext) -> nn.Module | None:
+        return c.models["background_generator"] if self.backgrounds == "generator" else None
+
+    def train_mode(self, c: StageContext, model: nn.Module) -> None:
+        c.models["classifier"].train()
+
+    def draw(self, c: StageContext, idx: Tensor, generator: torch.Generator
+             ) -> AdversarialBatch:
+        """Global batch ``idx`` with all its stage-3 draws, this process's share of it."""
+        o, ctx, n = c.opts, c.dist, idx.shape[0]
+        train_masks = self._masks(c, "train")
+        fb = self._generator(c)
+        if fb is not None:
+            noise = fb.sample_noise(n, generator)
+        else:
+            noise = masklib.noise_backgrounds(n, o.noise_kind, o.noise_rate, generator)
+        noise = ctx.shard(noise).to(ctx.device)
+        clean = ctx.shard(torch.rand(n, generator=generator)
+                          < o.clean_fraction).to(ctx.device)
+        x, y = c.inputs(idx, generator)
+        m = train_masks[ctx.shard(idx).to(ctx.device)]
+        m = torch.where(clean[:, None, None, None], torch.ones_like(m), m)
+        rows = ctx.shard(torch.arange(n))
+        size = x.shape[-1]  # the generator's backgrounds are the images' size
+        u, mix = None, None
+        if fb is not None:
+            u = c.uniforms(n, size, generator)
+            mix = draw_mix(n, size, generator, o.soft_share, o.grey_share)
+            mix = None if mix is None else mix.rows(rows)
+        maps = draw_intensity(n, generator, o.intensity_share)
+        maps = None if maps is None else maps.rows(rows)
+        steps = o.gen_steps if fb is not None else 0
+        return AdversarialBatch(x, y, m, noise, u, mix, maps,
+                                tuple(c.uniforms(n, size, generator) for _ in range(steps)))
+
+    def train_step(self, c: StageContext, model: nn.Module,
+                   optimizers: list[torch.optim.Optimizer], batch: AdversarialBatch
+                   ) -> AdversarialOutcome:
+        """One classifier step on the batch's composites and the generator's steps."""
+        return adversarial_step(model, c.models["classifier"], self._generator(c), optimizers,
+                                batch, c.opts, c.dist.average_gradients)
+
+    def epoch(self, c: StageContext, model: nn.Module, optimizers: list[torch.optim.Optimizer],
               generator: torch.Generator, desc: str) -> dict[str, float]:
-        f, o, ctx = t.models["classifier"], t.opts, t.ctx
-        fb = t.models["background_generator"] if self.backgrounds == "generator" else None
-        f.train()
-        train_masks = self._masks(t, "train")
+        self.train_mode(c, model)
         meters = Meters("train_loss", "train_acc", "generator_ce", "mask_area",
-                        "background_mean", device=ctx.device)
-        batches = t.batches(generator)
-        for idx in t.progress.iterate(batches, desc):
-            if fb is not None:
-                noise = fb.sample_noise(idx.shape[0], generator)
-            else:
-                noise = masklib.noise_backgrounds(idx.shape[0], o.noise_kind, o.noise_rate,
-                                                  generator)
-            noise = ctx.shard(noise).to(ctx.device)
-            clean = ctx.shard(torch.rand(idx.shape[0], generator=generator)
-                              < o.clean_fraction).to(ctx.device)
-            x, y = t.inputs(idx, generator)
-            m = train_masks[ctx.shard(idx).to(ctx.device)]
-            m = torch.where(clean[:, None, None, None], torch.ones_like(m), m)
-            if fb is not None:
-                with torch.no_grad():
-                    soft = forward(fb, noise, precision=o.precision)
-                b = sample_background(soft, t.uniforms(soft, generator))
-                mix = draw_mix(idx.shape[0], soft.shape[-1], generator, o.soft_share,
-                               o.grey_share)
-                if mix is not None:
-                    b = apply_mix(b, soft, mix.rows(ctx.shard(torch.arange(idx.shape[0]))))
-            else:
-                b = noise
-            maps = draw_intensity(idx.shape[0], generator, o.intensity_share)
-            if maps is not None:
-                maps = maps.rows(ctx.shard(torch.arange(idx.shape[0])))
-            loss, logits, area, bg_mean = adversarial_classifier_step(model, optimizers[0], x,
-                                                                      y, m, b, maps,
-                                                                      o.precision)
-            gen_ce: Tensor | float = 0.0  # noise backgrounds: no generator steps
-            for _ in range(o.gen_steps if fb is not None else 0):
-                gen_ce = generator_step(f, fb, optimizers[1], x, y, m, noise,
-                                        t.uniforms(b, generator), o.bg_limit, o.bg_weight,
-                                        ctx.average_gradients, o.precision)
-            n = y.shape[0]
-            meters.add(n, train_loss=loss * n, train_acc=(logits.argmax(1) == y).sum(),
-                       generator_ce=gen_ce * n, mask_area=area.sum(),
-                       background_mean=bg_mean.sum())
-            t.progress.postfix(meters, loss="train_loss", acc="train_acc", bg="background_mean")
-        return t.finish(meters, batches)
+                        "background_mean", device=c.dist.device)
+        batches = c.batches(generator)
+        for idx in c.progress.iterate(batches, desc):
+            batch = self.draw(c, idx, generator)
+            out = self.train_step(c, model, optimizers, batch)
+            n = batch.y.shape[0]
+            meters.add(n, train_loss=out.loss * n,
+                       train_acc=(out.logits.argmax(1) == batch.y).sum(),
+                       generator_ce=out.generator_ce * n, mask_area=out.area.sum(),
+                       background_mean=out.bg_mean.sum())
+            c.progress.postfix(meters, loss="train_loss", acc="train_acc", bg="background_mean")
+        return c.finish(meters, batches)
 
-    def validate(self, t: Trainer) -> Validation:
+    def validate(self, c: StageContext) -> Validation:
         """Score: the mean of clean accuracy and accuracy on composites with fixed
         uniform-noise backgrounds (the run's own masks), both on the validation split."""
-        f = t.models["classifier"]
-        val_masks = self._masks(t, "val")
-        noise = masklib.noise_backgrounds(t.data.x_val.shape[0], "uniform", 0.5,
+        f = c.models["classifier"]
+        val_masks = self._masks(c, "val")
+        noise = masklib.noise_backgrounds(c.data.x_val.shape[0], "uniform", 0.5,
                                           torch.Generator().manual_seed(VALIDATION_NOISE_SEED))
-        noise = noise.to(t.ctx.device)
+        noise = noise.to(c.dist.device)
 
         def with_noise(lo: int, hi: int, x: Tensor) -> Tensor:
             return composite(x, val_masks[lo:hi], noise[lo:hi])[0]
 
-        clean = t.accuracy(f, t.data.x_val, t.data.y_val)
-        noisy = t.accuracy(f, t.data.x_val, t.data.y_val, with_noise)
+        clean = c.accuracy(f, c.data.x_val, c.data.y_val)
+        noisy = c.accuracy(f, c.data.x_val, c.data.y_val, with_noise)
         return (clean + noisy) / 2, {"val_acc": clean, "val_acc_noise": noisy}
 
 

@@ -1,5 +1,5 @@
-"""One optimisation step of each stage, as plain functions (the trainer's epochs and the
-asv benchmarks both call these).
+"""One optimisation step of each stage, as plain functions (the trainer's epochs, the
+training benchmark and the asv benchmarks all call these).
 
 ``precision`` is the run's (``bgbench.train.precision``): each network's forward runs in
 it and returns float32, so losses, their reductions and the fused composite are float32.
@@ -8,12 +8,16 @@ it and returns float32, so losses, their reductions and the fused composite are 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bgbench.ops import area_penalty, composite
+from bgbench.train.bg_mix import BackgroundMix, apply_mix
+from bgbench.train.config import TrainOptions
 from bgbench.train.intensity import IntensityMaps
 from bgbench.train.precision import forward
 
@@ -142,3 +146,59 @@ def generator_step(f: nn.Module, fb: nn.Module, opt: torch.optim.Optimizer, x: T
         reduce(params)
     opt.step()
     return ce.detach()
+
+
+@dataclass(frozen=True)
+class AdversarialBatch:
+    """One stage-3 batch as this process sees it, with every draw its step uses.
+
+    ``m``: the masks (1 on the batch's clean share). ``z``: the background generator's
+    noise, or with noise backgrounds the backgrounds themselves. ``uniforms``: for sampling
+    the classifier's binary backgrounds; ``mix``: which of them are soft or grey;
+    ``intensity``: the classifier inputs' intensity maps; ``generator_uniforms``: one entry
+    per generator step (none with noise backgrounds).
+    """
+
+    x: Tensor
+    y: Tensor
+    m: Tensor
+    z: Tensor
+    uniforms: Tensor | None
+    mix: BackgroundMix | None
+    intensity: IntensityMaps | None
+    generator_uniforms: tuple[Tensor | None, ...]
+
+
+class AdversarialOutcome(NamedTuple):
+    """A stage-3 step's classifier loss, logits, per-image mask and background means, and
+    the last generator step's cross-entropy (0 without generator steps)."""
+
+    loss: Tensor
+    logits: Tensor
+    area: Tensor
+    bg_mean: Tensor
+    generator_ce: Tensor | float
+
+
+def adversarial_step(model: nn.Module, f: nn.Module, fb: nn.Module | None,
+                     optimizers: list[torch.optim.Optimizer], batch: AdversarialBatch,
+                     opts: TrainOptions,
+                     reduce: Callable[[list[nn.Parameter]], None] | None = None
+                     ) -> AdversarialOutcome:
+    """Stage 3: a classifier step of ``model`` (``f``, wrapped for DDP or not) on composites
+    with ``fb``'s backgrounds sampled and mixed as ``batch`` draws them (or ``batch.z`` as
+    the backgrounds when ``fb`` is None), then one generator step of ``fb`` against ``f`` per
+    ``batch.generator_uniforms`` (``reduce``: the cross-process gradient average)."""
+    if fb is None:
+        b = batch.z
+    else:
+        with torch.no_grad():
+            soft = forward(fb, batch.z, precision=opts.precision)
+        b = apply_mix(sample_background(soft, batch.uniforms), soft, batch.mix)
+    loss, logits, area, bg_mean = adversarial_classifier_step(
+        model, optimizers[0], batch.x, batch.y, batch.m, b, batch.intensity, opts.precision)
+    gen_ce: Tensor | float = 0.0
+    for u in batch.generator_uniforms:
+        gen_ce = generator_step(f, fb, optimizers[1], batch.x, batch.y, batch.m, batch.z, u,
+                                opts.bg_limit, opts.bg_weight, reduce, opts.precision)
+    return AdversarialOutcome(loss, logits, area, bg_mean, gen_ce)

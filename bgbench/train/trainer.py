@@ -12,24 +12,23 @@ import functools
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from bgbench import progress
 from bgbench.errors import BgbenchError
 from bgbench.fileio import append_line, write_json, write_stream
-from bgbench.train.accuracy import EVAL_BATCH, count_correct
 from bgbench.train.checkpoint import StageCheckpoint, StateDict, clone_state, load_state
-from bgbench.train.config import TrainOptions
-from bgbench.train.data import Split, batch_order, shift, shift_offsets
+from bgbench.train.data import Split
 from bgbench.train.distributed import Context
 from bgbench.train.meters import Meters
+from bgbench.train.run_config import RunConfig
+from bgbench.train.stage_context import StageContext
 from bgbench.train.stages import METHOD_STAGES, Stage, build_models
-from bgbench.train.steps import uniforms
 
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
@@ -72,25 +71,25 @@ class Progress(progress.Progress):
 
 
 class Trainer:
-    """Runs the stages of one run's method into its run directory, and provides what every
-    stage's epochs and validation share: batches, inputs, accuracy, averaged metrics."""
+    """Runs the stages of one run's method into its run directory; each stage's epochs and
+    validation get the run's ``StageContext`` (``context``)."""
 
-    def __init__(self, config: dict[str, Any], out: Path, data: Split, ctx: Context,
+    def __init__(self, config: RunConfig, out: Path, data: Split, ctx: Context,
                  quiet: bool = False) -> None:
         self.config = config
-        self.opts = TrainOptions.from_dict(config["options"])
-        self.stages: tuple[Stage, ...] = METHOD_STAGES[config["method"]]
+        self.opts = config.options
+        self.stages: tuple[Stage, ...] = METHOD_STAGES[config.method]
         self.out = Path(out)
         self.ctx = ctx
         self.data = data.to(ctx.device)
         self.progress = Progress(ctx.is_main, quiet)
-        torch.manual_seed(config["seed"])
+        torch.manual_seed(config.seed)
         # channels_last makes the CPU (oneDNN) convolutions about 1.4x faster here; weights
         # are saved contiguous (clone_state), so checkpoints load whatever the layout.
         self.models = {k: m.to(ctx.device, memory_format=torch.channels_last)
-                       for k, m in build_models(config["method"], self.opts).items()}
+                       for k, m in build_models(config.method, self.opts).items()}
+        self.context = StageContext(self.data, self.models, self.opts, ctx, self.progress)
         self.summary: dict[str, Any] = {}
-        self._cache: dict[str, Any] = {}
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -99,10 +98,10 @@ class Trainer:
         start = time.time()
         for index, stage in enumerate(self.stages):
             self._run_stage(index, stage)
-        done = {"method": self.config["method"], "dataset": self.config["dataset"],
+        done = {"method": self.config.method, "dataset": self.config.dataset,
                 "stages": self.summary,
-                "val_accuracy": self.accuracy(self.models["classifier"], self.data.x_val,
-                                              self.data.y_val),
+                "val_accuracy": self.context.accuracy(self.models["classifier"],
+                                                      self.data.x_val, self.data.y_val),
                 "train_seconds": round(self._metric_seconds(), 2),
                 "last_session_seconds": round(time.time() - start, 2),
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -149,13 +148,13 @@ class Trainer:
             self.progress.log(f"{stage.name}: resuming after epoch {ckpt.epochs_done}/{epochs}")
 
         for epoch in range(ckpt.epochs_done, epochs):
-            generator = _epoch_generator(self.config["seed"], index, epoch)
+            generator = _epoch_generator(self.config.seed, index, epoch)
             t0 = time.time()
-            train_metrics = stage.epoch(self, trained, optimizers, generator,
+            train_metrics = stage.epoch(self.context, trained, optimizers, generator,
                                         f"{stage.name} {epoch + 1}/{epochs}")
             seconds = time.time() - t0
             images = train_metrics.pop("images")
-            score, val_metrics = stage.validate(self)
+            score, val_metrics = stage.validate(self.context)
             if score > ckpt.best_score:
                 ckpt.best_score, ckpt.best_epoch = score, epoch + 1
                 ckpt.best_modules = self._clone(names)
@@ -195,61 +194,3 @@ class Trainer:
 
     def _append_metrics(self, line: dict[str, Any]) -> None:
         append_line(self.out / METRICS, json.dumps(line))
-
-    # -- what every stage's epochs share -------------------------------------------------
-
-    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
-        """``compute()``, computed once per run (e.g. a stage's fixed masks)."""
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
-
-    def batches(self, generator: torch.Generator) -> list[Tensor]:
-        """The epoch's shuffled global batches of training indices."""
-        return batch_order(self.data.x_train.shape[0], self.opts.batch_size, generator)
-
-    def inputs(self, idx: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """This rank's images and labels of global batch ``idx``, augmented if asked."""
-        offsets = (shift_offsets(idx.shape[0], generator)
-                   if self.opts.augment == "shift" else None)
-        local = self.ctx.shard(idx).to(self.ctx.device)
-        x, y = self.data.x_train[local], self.data.y_train[local]
-        if offsets is not None:
-            x = shift(x, self.ctx.shard(offsets))
-        # A no-op for one channel (the two layouts are then the same memory).
-        return x.contiguous(memory_format=torch.channels_last), y
-
-    def uniforms(self, b: Tensor, generator: torch.Generator) -> Tensor | None:
-        """This rank's uniforms for sampling binary backgrounds shaped like ``b`` (None with
-        ``bg_sample=none``), drawn for the global batch like all stage randomness."""
-        u = uniforms(b.shape[0] * self.ctx.world, b.shape[-1], self.opts.bg_sample, generator)
-        return None if u is None else self.ctx.shard(u).to(b.device)
-
-    def finish(self, meters: Meters, batches: list[Tensor]) -> dict[str, float]:
-        """An epoch's training metrics averaged over all processes, rounded, with the number
-        of images it trained on (``images``)."""
-        out = {k: round(v, 6) for k, v in meters.averages(self.ctx).items()}
-        out["images"] = len(batches) * self.opts.batch_size
-        return out
-
-    def val_chunks(self) -> Iterator[tuple[int, int]]:
-        """This rank's ``[lo, hi)`` chunks of the validation images."""
-        start, stop = self.ctx.split(self.data.x_val.shape[0])
-        for lo in range(start, stop, EVAL_BATCH):
-            yield lo, min(lo + EVAL_BATCH, stop)
-
-    def accuracy(self, model: nn.Module, x: Tensor, y: Tensor,
-                 transform: Callable[[int, int, Tensor], Tensor] | None = None) -> float:
-        """Accuracy of ``model`` on the validation images ``x`` (sharded over processes);
-        ``transform(lo, hi, xb)`` replaces each batch ``x[lo:hi]`` first."""
-        start, stop = self.ctx.split(x.shape[0])
-        shifted = None if transform is None else (
-            lambda lo, hi, xb: transform(start + lo, start + hi, xb))
-        meters = Meters("acc", device=self.ctx.device)
-        meters.add(stop - start, acc=count_correct(model, x[start:stop], y[start:stop], shifted))
-        return round(meters.averages(self.ctx)["acc"], 6)
-
-    def validate_clean(self, model: nn.Module) -> tuple[float, dict[str, float]]:
-        """Score and metrics: ``model``'s clean validation accuracy."""
-        acc = self.accuracy(model, self.data.x_val, self.data.y_val)
-        return acc, {"val_acc": acc}
