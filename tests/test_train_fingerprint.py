@@ -43,17 +43,51 @@ PINNED: dict[str, dict[str, dict[str, str]]] = {
                 "208bb2c91addf72c7c2b83539c0a4ef9114de78deaa69bee08c3921679534b1a",
         },
     },
+    "AVX2/AMD": {
+        "traditional": {
+            "classifier.pt":
+                "a4a94a87e4c00fda6646b5cd78c5ab43588204278217ec7393597909372fb9c6",
+        },
+        "attention": {
+            "classifier.pt":
+                "4713e5e7f095ab2d76dc97cd37a8cbecc66708efeff2467def30ff04ac40d898",
+        },
+        "proposal": {
+            "classifier.pt":
+                "0184c73cd1ec272298d0ea07c19db6ed2ac09ed35261720a472e3997d78a493f",
+            "mask_generator.pt":
+                "301f85c8b96d0462eed94e353ef057096f981e81b7c9bc133fa5926caefc345a",
+            "background_generator.pt":
+                "ea9ce4ca694a61806c163f5181266b779fcfc372297becfcc7648d656311199d",
+        },
+        "truemask": {
+            "classifier.pt":
+                "40194a712a254b33dff147deb2625ebe696ccce0e591b2b21987410ecc050a5d",
+            "background_generator.pt":
+                "6fe88ec3c72f7fd965bc49bfcbbd9699ada2ea47622e9dab88d07a5adf468c91",
+        },
+        "noisebg": {
+            "classifier.pt":
+                "fb1e1d8e7d927bc4ed8686fee94a8c721e846df28e195b8b6f8c1db818009aa5",
+            "mask_generator.pt":
+                "301f85c8b96d0462eed94e353ef057096f981e81b7c9bc133fa5926caefc345a",
+        },
+    },
 }
 
 
 def cpu_kind() -> str:
     """The instruction set torch's CPU kernels use here (``AVX2``, ``AVX512``, ...), with
-    ``+AMX`` where the CPU has AMX tiles (oneDNN then takes other code paths)."""
+    ``+AMX`` where the CPU has AMX tiles (oneDNN then takes other code paths) and ``/AMD``
+    on an AMD CPU."""
     try:
         flags = open("/proc/cpuinfo", encoding="utf-8").read()
     except OSError:
         flags = ""
-    return torch.backends.cpu.get_cpu_capability() + ("+AMX" if " amx_tile" in flags else "")
+    amx = "+AMX" if " amx_tile" in flags else ""
+    # MKL and oneDNN also pick kernels by CPU vendor, so an AMD CPU is a kind of its own.
+    vendor = "/AMD" if "AuthenticAMD" in flags else ""
+    return torch.backends.cpu.get_cpu_capability() + amx + vendor
 
 
 @pytest.mark.slow
