@@ -43,7 +43,8 @@ from bgbench.harness.testsets import (
 )
 
 __all__ = [
-    "Composites", "DEFAULT_BATCH_SIZE", "Evaluator", "INPUT_SIZES", "InputConvention", "LAYOUTS", "ModelInfo",
+    "Composites", "DEFAULT_BATCH_SIZE", "Evaluator", "INPUT_SIZES", "InputConvention", "LAYOUTS",
+    "ModelInfo",
     "ModelResult", "ParameterError", "Progress", "SIZE_RULES", "SUITES", "Scorer", "TestSet",
     "TestSetResult", "TestSuite", "default_threads", "evaluate", "evaluate_model",
     "evaluate_predictor", "format_table", "inspect_model", "load_suite", "make_convention",

@@ -16,9 +16,10 @@ hold it exactly at a quarter of the memory of float32, and one batch is converte
 model just before it is fed.
 
 ``Composites`` builds and caches the test sets of any images at each input size;
-``TestSuite`` is those of a dataset's labelled test split. Everything in bgbench that shows
-a model (or a person) a composite builds it here: the evaluation, ``bgbench score``, the
-export parity check and the gallery.
+``TestSuite`` is those of a dataset's labelled test split. Every test set bgbench shows a
+model or a person is built here: in the evaluation, ``bgbench score``, the export parity
+check and the gallery (the worst-case search draws its own backgrounds behind a suite's
+``images_at`` and ``object_mask``).
 """
 
 from __future__ import annotations
