@@ -48,27 +48,23 @@ class ExportReport:
 def parity_images(dataset: str, n_images: int = DEFAULT_PARITY_IMAGES, input_size: int = 32,
                   data_root: str | os.PathLike | None = None) -> np.ndarray:
     """``n_images`` test images as float32 ``[n_images, 1, S, S]``: half clean, half under the
-    six backgrounds.
+    six backgrounds, built by the harness as an ``S`` x ``S`` model is evaluated on them.
 
     Backgrounds push activations where the clean set never goes, so parity covers both.
     """
-    from bgbench import backgrounds as bgs
+    from bgbench.backgrounds import BACKGROUNDS
     from bgbench.data import load_numpy
+    from bgbench.harness.testsets import CLEAN, Composites, TestSet, to_model_input
 
     if n_images < 2:
         raise ParameterError(f"`n_images` must be at least 2, got {n_images}")
-    images = bgs.pad(load_numpy(dataset, "test", data_root=data_root)[0][:n_images])
-    n = len(images)
-    half = n // 2
-    out = bgs.to_float(images)[:, None].copy()
-    names = list(bgs.BACKGROUNDS)
-    for i, chunk in enumerate(np.array_split(np.arange(half, n), len(names))):
-        if chunk.size:
-            out[chunk] = bgs.apply(images[chunk], bgs.background(names[i]))
-    if input_size != bgs.SIZE:
-        margin = (bgs.SIZE - input_size) // 2
-        out = out[:, :, margin:margin + input_size, margin:margin + input_size]
-    return np.ascontiguousarray(out)
+    composites = Composites(load_numpy(dataset, "test", data_root=data_root)[0][:n_images])
+    n = len(composites)
+    out = composites.composite(TestSet(CLEAN), input_size).copy()
+    for name, chunk in zip(BACKGROUNDS, np.array_split(np.arange(n // 2, n), len(BACKGROUNDS)),
+                           strict=True):
+        out[chunk] = composites.composite(TestSet(name), input_size)[chunk]
+    return to_model_input(out, input_size)
 
 
 def build_metadata(dataset: str, method: str, input_size: int,

@@ -1,13 +1,17 @@
 """The background gallery: each background alone, then applied to sample test images; and the
-same for the extended suite."""
+same for the extended suite. Every tile is a test set as the harness builds it for a 32x32
+model."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from bgbench.backgrounds import BACKGROUNDS, SIZE, apply, background, foreground, pad, to_float
+from bgbench.backgrounds import BACKGROUNDS, SIZE, to_float
+from bgbench.harness.sizes import DATASET_SIZE
+from bgbench.harness.testsets import CLEAN, Composites, TestSet
 
 
 def gallery_grid(samples: dict[str, np.ndarray]) -> tuple[list[str], list[str], np.ndarray]:
@@ -16,38 +20,35 @@ def gallery_grid(samples: dict[str, np.ndarray]) -> tuple[list[str], list[str], 
     ``samples`` maps a dataset name to uint8 test images ``[k, 28, 28]``. Row 0 shows each
     background alone; each further row is one sample, clean then under each background.
     """
-    columns = ["clean", *BACKGROUNDS]
-    rows = ["background"]
-    tiles = [[np.zeros((SIZE, SIZE), np.float32)]
-             + [background(name).astype(np.float32) for name in BACKGROUNDS]]
-    for dataset, images in samples.items():
-        padded = pad(images)
-        applied = [apply(padded, background(name))[:, 0] for name in BACKGROUNDS]
-        for i in range(len(images)):
-            rows.append(f"{dataset} #{i}")
-            tiles.append([to_float(padded[i])] + [a[i] for a in applied])
-    return rows, columns, np.asarray(tiles, np.float32)
+    return _grid(samples, BACKGROUNDS, "background")
 
 
 def extended_gallery_grid(samples: dict[str, np.ndarray]
                           ) -> tuple[list[str], list[str], np.ndarray]:
     """``gallery_grid`` for the extended suite: row 0 shows each set applied to a blank image
     (a background set's field, a photometric set's effect on black), then each sample."""
-    from bgbench.extended import NAMES, extended_test_set
+    from bgbench.extended import NAMES
 
-    columns = ["clean", *NAMES]
-    rows = ["blank"]
-    blank = np.zeros((1, SIZE, SIZE), np.uint8)
-    tiles = [[to_float(blank[0])]
-             + [to_float(extended_test_set(name, blank, foreground(blank))[0]) for name in NAMES]]
+    return _grid(samples, NAMES, "blank")
+
+
+def _grid(samples: dict[str, np.ndarray], names: Iterable[str], first_row: str
+          ) -> tuple[list[str], list[str], np.ndarray]:
+    # A blank image has no object, so its composites are the backgrounds alone.
+    columns = [CLEAN, *names]
+    test_sets = [TestSet(name) for name in columns]
+    blank = Composites(np.zeros((1, DATASET_SIZE, DATASET_SIZE), np.uint8), name="blank")
+    rows, tiles = [first_row], _tiles(blank, test_sets)
     for dataset, images in samples.items():
-        padded = pad(images)
-        mask = foreground(padded)
-        applied = [extended_test_set(name, padded, mask) for name in NAMES]
-        for i in range(len(images)):
-            rows.append(f"{dataset} #{i}")
-            tiles.append([to_float(padded[i])] + [to_float(a[i]) for a in applied])
+        rows += [f"{dataset} #{i}" for i in range(len(images))]
+        tiles += _tiles(Composites(images, name=f"{dataset} sample"), test_sets)
     return rows, columns, np.asarray(tiles, np.float32)
+
+
+def _tiles(composites: Composites, test_sets: list[TestSet]) -> list[list[np.ndarray]]:
+    # One row per image, one float32 [32, 32] tile per test set.
+    sets = [to_float(composites.composite(test_set, SIZE)) for test_set in test_sets]
+    return [[s[i] for s in sets] for i in range(len(composites))]
 
 
 GRIDS = {"paper": gallery_grid, "extended": extended_gallery_grid}

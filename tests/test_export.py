@@ -82,6 +82,31 @@ def test_export_parity_on_a_trained_model(tmp_path, size):
                                atol=1e-4)
 
 
+@pytest.mark.parametrize("size", [32, 28])
+def test_parity_images_are_the_test_sets_a_model_of_that_size_sees(monkeypatch, size):
+    import bgbench.data
+    from bgbench import backgrounds as bgs
+    from bgbench.export import parity_images
+    from bgbench.harness import sizes
+
+    rng = np.random.default_rng(0)
+    raw = np.zeros((24, 28, 28), np.uint8)
+    raw[:, 9:19, 11:17] = rng.integers(0, 256, (24, 10, 6))
+    monkeypatch.setattr(bgbench.data, "load_numpy", lambda *a, **k: (raw, np.zeros(24)))
+    got = parity_images("mnist", 24, size)
+    assert got.shape == (24, 1, size, size) and got.dtype == np.float32
+    # Half clean, then the six backgrounds in runs of two, each drawn by the size's own rule
+    # behind the object of the image as that model sees it.
+    clean = sizes.images_at(raw, size)
+    names = [None] * 12 + [name for name in bgs.BACKGROUNDS for _ in range(2)]
+    for i, name in enumerate(names):
+        bg = np.zeros((size, size)) if name is None else sizes.background_at(name, size)
+        expected = np.where(bgs.foreground(clean[i:i + 1])[0], bgs.to_float(clean[i]), bg)
+        np.testing.assert_array_equal(got[i, 0], expected.astype(np.float32), err_msg=str(name))
+    if size == sizes.DATASET_SIZE:  # the native 28x28 rule, not the centre of 32x32 sets
+        assert not np.array_equal(got, parity_images("mnist", 24, 32)[..., 2:-2, 2:-2])
+
+
 def test_refuses_overwrite_and_disagreeing_models(tmp_path, monkeypatch):
     import bgbench.export as export
 

@@ -95,6 +95,24 @@ def test_native_28_composites_use_the_dataset_pixels():
                                            noise_at(0.5, 28) * 255))
 
 
+@pytest.mark.parametrize("size", [32, 28])
+def test_unlabelled_composites_are_the_suites(size):
+    from bgbench.errors import BgbenchError
+    from bgbench.harness import Composites
+
+    rng = np.random.default_rng(4)
+    images = np.zeros((20, 28, 28), np.uint8)
+    images[:, 6:22, 8:20] = rng.integers(0, 256, (20, 16, 12), dtype=np.uint8)
+    composites = Composites(images, threads=1)
+    suite = TestSuite("mnist", images, np.zeros(20, np.int64), threads=1)
+    for test_set in (TestSet("clean"), TestSet("border"), TestSet("noise", 0.3), TestSet("haze")):
+        got = composites.composite(test_set, size)
+        assert got.dtype == np.uint8 and got.shape == (20, size, size)
+        np.testing.assert_array_equal(got, suite.composite(test_set, size), test_set.label)
+    with pytest.raises(BgbenchError, match=r"^blank images must be uint8 \[N, 28, 28\]"):
+        Composites(np.zeros((1, 32, 32), np.uint8), name="blank")
+
+
 def ring_model(path, size: int = 28):
     """Class 1 when any pixel of the outer 2-px ring is set, class 0 otherwise."""
     ring = np.ones((size, size), bool)

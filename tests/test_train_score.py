@@ -39,3 +39,39 @@ def test_test_split_and_limit(run_dir, capsys):
     assert result["n"] == 100 and 0.0 <= result["background_average"] <= 1.0
     assert main(["score", str(run), "--limit", "-1"]) == 2
     assert "--limit must be non-negative" in capsys.readouterr().err
+
+
+def test_scores_are_the_harness_evaluation_of_the_classifier(run_dir, real_data_root):
+    """``bgbench score`` on the test split counts what the harness's evaluation of the same
+    classifier counts on the same images, on the paper's and the extended sets; the paper's
+    are also the accuracies on the reference composites (``backgrounds.apply_reference``)."""
+    import numpy as np
+    import torch
+
+    from bgbench import backgrounds as bgs
+    from bgbench import extended
+    from bgbench.data import load_numpy
+    from bgbench.harness import evaluate_predictor
+    from bgbench.train.evaluate import score_run
+    from bgbench.train.run import load_classifier
+
+    run, _ = run_dir
+    n = 300
+    scored = score_run(run, on="test", limit=n, data_root=real_data_root, suite="extended")
+    model, _ = load_classifier(run)
+
+    @torch.no_grad()
+    def predict(x: np.ndarray) -> np.ndarray:
+        return model(torch.from_numpy(x)).numpy()
+
+    harness = evaluate_predictor(predict, "mnist", batch_size=n, suite="extended",
+                                 data_root=real_data_root, limit=n, threads=1)
+    assert {k: scored[k] for k in harness.accuracy} == harness.accuracy
+    assert {k: scored[k] for k in extended.NAMES} == harness.extended_accuracy
+    assert scored["background_average"] == pytest.approx(harness.background_average)
+
+    images, labels = load_numpy("mnist", "test", real_data_root)
+    padded = bgs.pad(images[:n])
+    for name in bgs.BACKGROUNDS:
+        x = bgs.apply_reference(padded, bgs.background(name))
+        assert scored[name] == float((predict(x).argmax(1) == labels[:n]).mean()), name

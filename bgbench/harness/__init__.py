@@ -35,6 +35,7 @@ from bgbench.harness.results import (
 from bgbench.harness.sizes import INPUT_SIZES, SIZE_RULES
 from bgbench.harness.testsets import (
     SUITES,
+    Composites,
     TestSet,
     TestSuite,
     load_suite,
@@ -42,7 +43,8 @@ from bgbench.harness.testsets import (
 )
 
 __all__ = [
-    "DEFAULT_BATCH_SIZE", "Evaluator", "INPUT_SIZES", "InputConvention", "LAYOUTS", "ModelInfo",
+    "Composites", "DEFAULT_BATCH_SIZE", "Evaluator", "INPUT_SIZES", "InputConvention", "LAYOUTS",
+    "ModelInfo",
     "ModelResult", "ParameterError", "Progress", "SIZE_RULES", "SUITES", "Scorer", "TestSet",
     "TestSetResult", "TestSuite", "default_threads", "evaluate", "evaluate_model",
     "evaluate_predictor", "format_table", "inspect_model", "load_suite", "make_convention",

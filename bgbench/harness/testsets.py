@@ -14,6 +14,12 @@ Composites are kept as ``uint8``: every pixel is a test-image byte, a paper back
 or 255, or an extended set's output, which its definitions quantise to 8 bits; so the bytes
 hold it exactly at a quarter of the memory of float32, and one batch is converted for the
 model just before it is fed.
+
+``Composites`` builds and caches the test sets of any images at each input size;
+``TestSuite`` is those of a dataset's labelled test split. Every test set bgbench shows a
+model or a person is built here: in the evaluation, ``bgbench score``, the export parity
+check and the gallery (the worst-case search draws its own backgrounds behind a suite's
+``images_at`` and ``object_mask``).
 """
 
 from __future__ import annotations
@@ -115,24 +121,21 @@ def object_mask(images: np.ndarray, threads: int = 0) -> np.ndarray:
     return bgs.apply(images, outside, threads=threads)[:, 0] != -1
 
 
-class TestSuite:
-    """A dataset's test images and labels, and every composite asked for so far.
+class Composites:
+    """Test sets of some dataset images, built the first time each is asked for, then cached.
 
-    ``images`` are the raw ``uint8 [N, 28, 28]`` test images; images, object masks and
-    composites at each input size are built the first time they are asked for.
+    ``images`` are raw ``uint8 [N, 28, 28]`` dataset images (labelled or not, such as a
+    gallery's samples; ``name`` says whose in an error). At each input size S the clean
+    images ``images_at(S)`` and their object mask ``object_mask(S)`` are built once and
+    shared by every composite ``composite(test_set, S)``, all ``[N, S, S]`` under
+    ``sizes.size_rule(S)``.
     """
 
-    __test__ = False  # not a pytest class, despite the name
-
-    def __init__(self, dataset: str, images: np.ndarray, labels: np.ndarray, threads: int = 0):
+    def __init__(self, images: np.ndarray, threads: int = 0, name: str = "test"):
         if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-            raise BgbenchError(f"{dataset} test images must be uint8 [N, 28, 28], got "
+            raise BgbenchError(f"{name} images must be uint8 [N, 28, 28], got "
                                f"{images.dtype} {list(images.shape)}")
-        if labels.shape != (images.shape[0],):
-            raise BgbenchError(f"{dataset}: {labels.shape[0]} labels for {images.shape[0]} images")
-        self.dataset = dataset
         self.images = images
-        self.labels = labels.astype(np.int64, copy=False)
         self.threads = threads
         self._images: dict[int, np.ndarray] = {}
         self._masks: dict[int, np.ndarray] = {}
@@ -170,6 +173,23 @@ class TestSuite:
         """Build every composite in ``test_sets`` at ``size`` now (so timing excludes it)."""
         for test_set in test_sets:
             self.composite(test_set, size)
+
+
+class TestSuite(Composites):
+    """A dataset's test images and labels, and every composite asked for so far.
+
+    ``images`` are the raw ``uint8 [N, 28, 28]`` test images and ``labels`` their classes
+    ``[N]`` (kept as int64); composites are built and cached as ``Composites`` builds them.
+    """
+
+    __test__ = False  # not a pytest class, despite the name
+
+    def __init__(self, dataset: str, images: np.ndarray, labels: np.ndarray, threads: int = 0):
+        super().__init__(images, threads, name=f"{dataset} test")
+        if labels.shape != (images.shape[0],):
+            raise BgbenchError(f"{dataset}: {labels.shape[0]} labels for {images.shape[0]} images")
+        self.dataset = dataset
+        self.labels = labels.astype(np.int64, copy=False)
 
 
 def load_suite(dataset: str, data_root: str | os.PathLike | None = None,

@@ -16,27 +16,32 @@ import torch
 from torch import nn
 
 from bgbench import extended
-from bgbench.backgrounds import BACKGROUNDS, apply, background, foreground, pad, to_float
+from bgbench.backgrounds import BACKGROUNDS, SIZE
 from bgbench.errors import ParameterError
+from bgbench.harness.testsets import CLEAN, Composites, TestSet, to_model_input
 from bgbench.train.accuracy import count_correct
 from bgbench.vocab import SUITES
 
 SPLITS = ("val", "test")
 
 
+def _set_accuracy(model: nn.Module, composites: Composites, labels: np.ndarray,
+                  names: list[str] | tuple[str, ...]) -> dict[str, float]:
+    """Accuracy of ``model`` on each named test set of ``composites`` (built by the harness
+    at 32x32, the size of bgbench's classifiers), with ``labels`` ``[N]``."""
+    y = torch.from_numpy(np.asarray(labels)).long()
+    result = {}
+    for name in names:
+        x = to_model_input(composites.composite(TestSet(name), SIZE), SIZE)
+        result[name] = count_correct(model, torch.from_numpy(x), y) / len(y)
+    return result
+
+
 def background_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray
                         ) -> dict[str, float]:
     """Accuracy on clean ``uint8 [N, 28, 28]`` images and with each of the six backgrounds,
     plus ``background_average`` over the six."""
-    y = torch.from_numpy(np.asarray(labels)).long()
-    padded = pad(images)
-
-    def accuracy(x: np.ndarray) -> float:
-        return count_correct(model, torch.from_numpy(x), y) / len(y)
-
-    result = {"clean": accuracy(to_float(padded)[:, None])}
-    for name in BACKGROUNDS:
-        result[name] = accuracy(apply(padded, background(name)))
+    result = _set_accuracy(model, Composites(images), labels, (CLEAN, *BACKGROUNDS))
     result["background_average"] = float(np.mean([result[n] for n in BACKGROUNDS]))
     return result
 
@@ -45,13 +50,7 @@ def extended_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray
                       ) -> dict[str, float]:
     """Accuracy on ``uint8 [N, 28, 28]`` images under every extended-suite set, plus
     ``extended_background_average`` and ``extended_photometric_average``."""
-    y = torch.from_numpy(np.asarray(labels)).long()
-    padded = np.ascontiguousarray(pad(images))
-    mask = foreground(padded)
-    result = {}
-    for name in extended.NAMES:
-        x = to_float(extended.extended_test_set(name, padded, mask))[:, None]
-        result[name] = count_correct(model, torch.from_numpy(x), y) / len(y)
+    result = _set_accuracy(model, Composites(images), labels, extended.NAMES)
     for key, names in (("extended_background_average", extended.BACKGROUND_SETS),
                        ("extended_photometric_average", extended.PHOTOMETRIC_SETS)):
         result[key] = float(np.mean([result[n] for n in names]))
