@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from onnx import TensorProto
+from onnx_linear import linear_onnx
 
 from bgbench.errors import BgbenchError, ParameterError
 from bgbench.harness import Progress, TestSuite, evaluate, evaluate_predictor, write_results
@@ -26,23 +26,7 @@ def suites() -> dict[str, TestSuite]:
 
 
 def onnx_twin(tmp_path, weights: np.ndarray, size: int = 32):
-    import onnx
-    from onnx import helper, numpy_helper
-
-    pixels = size * size
-    nodes = [helper.make_node("Reshape", ["images", "shape"], ["flat"]),
-             helper.make_node("MatMul", ["flat", "W"], ["logits"])]
-    inits = [numpy_helper.from_array(np.array([-1, pixels], np.int64), "shape"),
-             numpy_helper.from_array(weights, "W")]
-    graph = helper.make_graph(
-        nodes, "twin", [helper.make_tensor_value_info("images", TensorProto.FLOAT,
-                                                      ["batch", 1, size, size])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    path = tmp_path / "twin.onnx"
-    onnx.save(model, str(path))
-    return path
+    return linear_onnx(tmp_path / "twin.onnx", weights, size=size)
 
 
 def counts(result) -> dict[str, int]:

@@ -6,9 +6,8 @@ import csv
 import json
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx_linear import linear_onnx
 
 from bgbench import backgrounds as bgs
 from bgbench.errors import ParameterError
@@ -122,18 +121,7 @@ def ring_model(path, size: int = 28):
     bias = np.full(10, -1.0, np.float32)
     # A set pixel is at least 1/255 in [0, 1]: the ring's sum beats 0.001 exactly when one is.
     bias[:2] = (0.001, 0.0)
-    nodes = [helper.make_node("Reshape", ["images", "flat_shape"], ["flat"]),
-             helper.make_node("MatMul", ["flat", "W"], ["mm"]),
-             helper.make_node("Add", ["mm", "b"], ["logits"])]
-    inits = [numpy_helper.from_array(np.array([-1, size * size], np.int64), "flat_shape"),
-             numpy_helper.from_array(weights, "W"), numpy_helper.from_array(bias, "b")]
-    graph = helper.make_graph(
-        nodes, "ring", [helper.make_tensor_value_info("images", TensorProto.FLOAT,
-                                                      ["batch", 1, size, size])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    onnx.save(model, str(path))
+    linear_onnx(path, weights, bias, size)
     return path, ring
 
 

@@ -19,7 +19,6 @@ from bgbench.train.checkpoint import StageCheckpoint
 from bgbench.train.data import split, synthetic
 from bgbench.train.distributed import Context
 from bgbench.train.masks import dilate, otsu_threshold, transform_mask, true_mask
-from bgbench.train.meters import Meters
 from bgbench.train.stages import ClassifierStage, MaskStage
 from bgbench.train.steps import generator_step
 
@@ -266,39 +265,6 @@ def test_true_mask_is_the_test_protocols_object_region():
     want = foreground(x[:, 0].numpy())
     assert np.array_equal(true_mask(x)[:, 0].numpy() > 0, want)
     assert torch.equal(dilate(torch.zeros(1, 1, 5, 5), 2), torch.zeros(1, 1, 5, 5))
-
-
-class _Terminal:
-    """A stderr stand-in that claims to be a terminal and keeps what is written."""
-
-    def __init__(self):
-        self.text = ""
-
-    def write(self, s):
-        self.text += s
-
-    def flush(self):
-        pass
-
-    def isatty(self):
-        return True
-
-
-@pytest.mark.parametrize(("tty", "quiet", "bar"), [(True, False, True), (True, True, False),
-                                                     (False, False, False)])
-def test_progress_bar_only_on_a_terminal_unless_quiet(monkeypatch, tty, quiet, bar):
-    term = _Terminal()
-    if not tty:
-        term.isatty = lambda: False
-    monkeypatch.setattr("sys.stderr", term)
-    progress = trainer_mod.Progress(enabled=True, quiet=quiet)
-    meters = Meters("train_loss")
-    for _ in progress.iterate([torch.zeros(1)] * 3, "stage 1/1"):
-        meters.add(1, train_loss=torch.tensor(0.5))
-        progress.postfix(meters, loss="train_loss")
-    progress.log("stage epoch 1/1: loss 0.5")
-    assert ("stage 1/1" in term.text) == bar
-    assert term.text.count("stage epoch 1/1: loss 0.5") == 1
 
 
 def test_every_method_in_the_vocabulary_has_its_stages():

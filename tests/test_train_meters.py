@@ -54,8 +54,14 @@ def test_empty_meters_average_to_zero():
 
 
 class _Terminal(io.StringIO):
+    """A stderr stand-in that keeps what is written and says whether it is a terminal."""
+
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
     def isatty(self) -> bool:
-        return True
+        return self.tty
 
 
 class _CountingMeters(Meters):
@@ -66,20 +72,34 @@ class _CountingMeters(Meters):
         return super().running()
 
 
+def _run_progress(monkeypatch, tty: bool, quiet: bool, steps: int
+                  ) -> tuple[_Terminal, trainer_mod.Progress, _CountingMeters]:
+    """A progress bar over ``steps`` steps, each adding to the meters and posting them."""
+    term = _Terminal(tty)
+    monkeypatch.setattr("sys.stderr", term)
+    progress = trainer_mod.Progress(enabled=True, quiet=quiet)
+    meters = _CountingMeters("train_loss")
+    for _ in progress.iterate([torch.zeros(1)] * steps, "stage 1/1"):
+        meters.add(1, train_loss=torch.tensor(0.5))
+        progress.postfix(meters, loss="train_loss")
+    return term, progress, meters
+
+
+@pytest.mark.parametrize(("tty", "quiet", "bar"), [(True, False, True), (True, True, False),
+                                                     (False, False, False)])
+def test_progress_bar_only_on_a_terminal_unless_quiet(monkeypatch, tty, quiet, bar):
+    term, progress, _ = _run_progress(monkeypatch, tty, quiet, steps=3)
+    progress.log("stage epoch 1/1: loss 0.5")
+    assert ("stage 1/1" in term.getvalue()) == bar
+    assert term.getvalue().count("stage epoch 1/1: loss 0.5") == 1
+
+
 @pytest.mark.parametrize(("tty", "quiet", "reads"), [(True, False, 3), (True, True, 0),
                                                       (False, False, 0)])
 def test_progress_reads_the_meters_every_postfix_steps_and_only_with_a_bar(
         monkeypatch, tty, quiet, reads):
-    term = _Terminal()
-    if not tty:
-        term.isatty = lambda: False
-    monkeypatch.setattr("sys.stderr", term)
-    progress = trainer_mod.Progress(enabled=True, quiet=quiet)
-    meters = _CountingMeters("train_loss")
     steps = 2 * trainer_mod.POSTFIX_EVERY + 1  # reads at steps 0, 50 and 100
-    for _ in progress.iterate([torch.zeros(1)] * steps, "stage 1/1"):
-        meters.add(1, train_loss=torch.tensor(0.5))
-        progress.postfix(meters, loss="train_loss")
+    _, progress, meters = _run_progress(monkeypatch, tty, quiet, steps)
     assert meters.reads == reads
     if reads:
         assert progress._tqdm.postfix == "loss=0.5"

@@ -41,11 +41,7 @@ def attack(models: list[str | os.PathLike] | str | os.PathLike, *, dataset: str 
     ``write_results``.
     """
     check_budget(budget)
-    plan = ModelPlan.check(models, dataset=dataset, providers=providers,
-                           provider_options=provider_options, threads=threads,
-                           batch_size=batch_size, data_root=data_root, limit=limit,
-                           layout=layout, output=output, input_scale=input_scale, mean=mean,
-                           std=std, suites=suites)
+    plan = ModelPlan.from_arguments(models, locals())
     results = []
     for info, suite in plan.suites():
         evaluator = Evaluator(info, plan.providers, plan.threads, batch_size)

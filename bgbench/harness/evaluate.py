@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -418,11 +419,7 @@ def evaluate(models: list[str | os.PathLike] | str | os.PathLike, *, dataset: st
     from bgbench.harness.testsets import standard_test_sets
 
     test_sets = standard_test_sets(backgrounds, noise_sweep, suite)
-    plan = ModelPlan.check(models, dataset=dataset, providers=providers,
-                           provider_options=provider_options, threads=threads,
-                           batch_size=batch_size, data_root=data_root, limit=limit,
-                           layout=layout, output=output, input_scale=input_scale, mean=mean,
-                           std=std, suites=suites)
+    plan = ModelPlan.from_arguments(models, locals())
     results = []
     for info, test_suite in plan.suites():
         test_suite.build(test_sets, info.input_size)
@@ -442,6 +439,14 @@ class ModelPlan:
     data_root: str | os.PathLike | None
     limit: int | None
     test_suites: dict[str, TestSuite]
+
+    @classmethod
+    def from_arguments(cls, models: list[str | os.PathLike] | str | os.PathLike,
+                       arguments: Mapping[str, Any]) -> ModelPlan:
+        """``check`` with its options taken by name from ``arguments`` (a caller's
+        ``locals()``): ``evaluate`` and ``attack`` take the same options, passed here once."""
+        names = inspect.signature(cls.check).parameters.keys() - {"models"}
+        return cls.check(models, **{name: arguments[name] for name in names})
 
     @classmethod
     def check(cls, models: list[str | os.PathLike] | str | os.PathLike, *,
