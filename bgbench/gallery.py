@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from bgbench.backgrounds import BACKGROUNDS, SIZE, apply, background, foreground, pad, to_float
+from bgbench.vocab import DEFAULT_SUITE, EXTENDED_SUITE, PAPER_SUITE
 
 
 def gallery_grid(samples: dict[str, np.ndarray]) -> tuple[list[str], list[str], np.ndarray]:
@@ -50,10 +51,10 @@ def extended_gallery_grid(samples: dict[str, np.ndarray]
     return rows, columns, np.asarray(tiles, np.float32)
 
 
-GRIDS = {"paper": gallery_grid, "extended": extended_gallery_grid}
+GRIDS = {PAPER_SUITE: gallery_grid, EXTENDED_SUITE: extended_gallery_grid}
 
 
-def draw_gallery(path: str | Path, samples: dict[str, np.ndarray], suite: str = "paper") -> Path:
+def draw_gallery(path: str | Path, samples: dict[str, np.ndarray], suite: str = DEFAULT_SUITE) -> Path:
     """Draw the gallery of ``suite`` (``paper`` or ``extended``) to a PNG at ``path`` (written
     atomically); returns the path."""
     from bgbench.plotting import pyplot, save_png

@@ -15,7 +15,7 @@ from bgbench import backgrounds as bgs
 from bgbench.errors import BgbenchError
 from bgbench.report.grouping import Group, entry_preset, group_title, measured_entries
 from bgbench.report.paper import BACKGROUND_NAMES, DATASET_TITLES, FAITHFUL_PRESET, method_colour
-from bgbench.vocab import PRESET_ALIASES
+from bgbench.vocab import read_preset
 
 
 def noise_figure(groups: list[Group], path: Path) -> Path | None:
@@ -135,7 +135,7 @@ def find_run_dir(name: str, preset: str | None, runs: list[str | os.PathLike]) -
             config = path / "config.json"
             if path.name == name and config.is_file():
                 recorded = json.loads(config.read_text(encoding="utf-8")).get("preset")
-                if preset is None or PRESET_ALIASES.get(recorded, recorded) == preset:
+                if preset is None or read_preset(recorded) == preset:
                     return path
     return None
 

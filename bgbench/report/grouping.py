@@ -13,7 +13,7 @@ from typing import Any
 from bgbench.errors import BgbenchError
 from bgbench.report.paper import DATASET_TITLES, FAITHFUL_PRESET, METHOD_ORDER, PAPER_INPUT_SIZE, method_title
 from bgbench.tables import MISSING
-from bgbench.vocab import PRESET_ALIASES
+from bgbench.vocab import read_preset
 
 
 @dataclass
@@ -92,7 +92,7 @@ def load_entries(results_dirs: list[str | os.PathLike]) -> tuple[list[dict[str, 
 def entry_preset(entry: dict[str, Any]) -> str | None:
     """The entry's training preset, an alias read as the preset it names."""
     preset = (entry.get("metadata") or {}).get("bgbench.preset")
-    return PRESET_ALIASES.get(preset, preset)
+    return read_preset(preset)
 
 
 def entry_input_size(entry: dict[str, Any]) -> tuple[int, str]:

@@ -36,7 +36,8 @@ def table1(groups: list[Group]) -> str:
             paper = PAPER_TABLE1.get((dataset, g.method))
             if paper and g.method not in shown_paper:
                 shown_paper.add(g.method)
-                rows.append([f"{method_title(g.method)}: paper"] + [f"{p:.1f}" for p in paper]
+                rows.append([f"{method_title(g.method)}: paper"]
+                            + [MISSING if p is None else f"{p:.1f}" for p in paper]
                             + [""] * 4)
             n = len(g.entries)
             title = group_title(g, groups)
