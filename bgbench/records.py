@@ -1,12 +1,16 @@
-"""One record per method, dataset, test suite and training preset: everything bgbench says
-about each is written here once, and the names, choices, help texts, the report's order,
-titles and colours and the data files' checksums are derived from these registries.
+"""One record per method, dataset, test suite and training preset: what bgbench says about
+each is written here once, and the names (``bgbench.vocab``), the CLI's choices and help
+texts, the report's order, titles, colours and paper tables and the data files' checksums
+(``bgbench.data.datasets``) are derived from these registries.
 
-Torch-free and import-free (only the standard library), so any module may derive from it.
-The paper's test backgrounds have their records in ``bgbench.backgrounds``
-(``PAPER_BACKGROUNDS``), beside the functions that draw them. Each registry is a tuple in
-the order bgbench lists them (CLI choices, report rows); adding a method, dataset, suite or
-preset is adding one record to it.
+Standard library only (no numpy, no torch), so any module may derive from it. The paper's
+test backgrounds have their records in ``bgbench.backgrounds.BACKGROUNDS``, beside the
+functions that draw them. Each registry is a tuple in the order bgbench lists its members
+(CLI choices, report rows). A method's ``stages`` are names: ``bgbench.train.stages`` holds
+the stage objects and each method's tuple of them (``METHOD_STAGES``, written out there and
+checked against these names by ``tests/test_records.py``, so a new method needs its entry
+there too); a preset's option values live in ``bgbench.train.config``, a dataset's sources
+in ``bgbench.data.sources``.
 """
 
 from __future__ import annotations
