@@ -35,10 +35,15 @@ def read_preset(recorded: str | None) -> str | None:
     return PRESET_ALIASES.get(recorded, recorded)
 
 
+def listed(names: list[str] | tuple[str, ...], last: str = "and") -> str:
+    """Names as a sentence lists them: ``a``, ``a and b``, ``a, b and c`` (``last`` joins the
+    last two)."""
+    return f" {last} ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
+
+
 def preset_choices_help() -> str:
     """The presets with what each is, as a help text lists them: ``a (...), b (...) or c (...)``."""
-    described = [f"{p.name} ({p.summary})" for p in records.PRESETS]
-    return ", ".join(described[:-1]) + " or " + described[-1] if len(described) > 1 else described[0]
+    return listed([f"{p.name} ({p.summary})" for p in records.PRESETS], "or")
 
 
 def suite_choices_help() -> str:
