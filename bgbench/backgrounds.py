@@ -1,16 +1,19 @@
 """The paper's six synthetic test backgrounds, the noise sweep, and how a background is applied.
 
 Every background is a binary ``uint8`` image of ``SIZE x SIZE`` (0 or 1), built by a small
-pure function in ``BACKGROUNDS`` (mnist-c style). A background replaces every pixel outside
-the object, where the object is the non-zero pixels grown by a binary dilation with a disk
-of radius 2. The definitions, pixel counts and checksums are pinned by
-``tests/test_backgrounds.py`` and described in ``docs/backgrounds.md``.
+pure function (mnist-c style). Its record in the registry ``BACKGROUNDS`` (name to
+``PaperBackground``) holds that function, its 28x28 form and its column in the paper's
+Table 1. A background replaces every pixel outside the object, where the object is the
+non-zero pixels grown by a binary dilation with a disk of radius 2. The definitions, pixel
+counts and checksums are pinned by ``tests/test_backgrounds.py`` and described in
+``docs/backgrounds.md``.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,6 +21,8 @@ from bgbench.errors import BgbenchError
 
 SIZE = 32
 PAD = 2
+# The datasets' own image size: a ``SIZE`` image is one of these zero-padded by ``PAD``.
+DATASET_SIZE = SIZE - 2 * PAD
 DILATION_RADIUS = 2
 RANDOM_FRACTION = 0.25
 # The paper's Table 2: 0, 0.01, ..., 0.09, then 0.1, 0.2, ..., 1.0.
@@ -97,21 +102,88 @@ def random() -> np.ndarray:
     return noise(RANDOM_FRACTION)
 
 
-BACKGROUNDS: dict[str, Callable[[], np.ndarray]] = {
-    "stripes": stripes,
-    "board": board,
-    "border": border,
-    "circles": circles,
-    "clock": clock,
-    "random": random,
-}
+def _centre(draw: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
+    # Periodic patterns: the pixels around a digit are exactly those a 32x32 model sees there.
+    return lambda: draw()[PAD:-PAD, PAD:-PAD]
+
+
+def border_28() -> np.ndarray:
+    """The border at 28x28: a 2-px band on every side with the four 2x2 corners clear."""
+    # A full 2-px frame covers 26.5% of 28x28 (+13% over 32x32's 23.4%), a 1-px one 13.8%;
+    # leaving the four 2x2 corner squares clear gives 24.5% with a 2-px band on every side.
+    out = np.ones((DATASET_SIZE, DATASET_SIZE), np.uint8)
+    out[2:-2, 2:-2] = 0
+    for rows in (slice(0, 2), slice(-2, None)):
+        for cols in (slice(0, 2), slice(-2, None)):
+            out[rows, cols] = 0
+    return out
+
+
+def circles_28() -> np.ndarray:
+    """The circles at 28x28: radius 4 at (7,7), (21,7), (7,21), (21,21)."""
+    # Centres scaled by 28/32. A perimeter's pixels grow with its radius but the image area
+    # with the square of the size, so radius 4 (12.2%) keeps the 12.5% share; 5 gives 14.3%.
+    # Nearest resampling of the 32x32 circles breaks each perimeter into pieces.
+    return circle_perimeters(DATASET_SIZE, [(7, 7), (21, 7), (7, 21), (21, 21)], (4,))
+
+
+def clock_28() -> np.ndarray:
+    """The clock at 28x28: rings of radius 13 and 12 at the centre, ticks 3 px wide."""
+    # The double ring redrawn at radii 13 and 12 (the 32x32 ones, 15 and 14, scaled), ticks
+    # 3 px wide crossing both rings: 22.4% against 21.3%. Nearest resampling tears the rings.
+    out = circle_perimeters(DATASET_SIZE, [(14, 14)], (13, 12))
+    tick = 5
+    out[13:16, :tick] = 1
+    out[13:16, -tick:] = 1
+    out[:tick, 13:16] = 1
+    out[-tick:, 13:16] = 1
+    return out
+
+
+def random_28() -> np.ndarray:
+    """The random background at 28x28: the same rate, drawn at 28x28."""
+    return noise(RANDOM_FRACTION, DATASET_SIZE)
+
+
+@dataclass(frozen=True)
+class PaperBackground:
+    """One of the paper's test backgrounds: ``draw`` gives its ``SIZE x SIZE`` form (also
+    what calling the record gives), ``draw_28`` its ``DATASET_SIZE x DATASET_SIZE`` form
+    (what a 28x28 model sees, size rule ``native-28`` of ``bgbench.harness.sizes``), and
+    ``paper_column`` its column in the paper's Table 1 (``bgbench.records.Method.paper``;
+    None: not in the paper)."""
+
+    name: str
+    draw: Callable[[], np.ndarray]
+    draw_28: Callable[[], np.ndarray]
+    paper_column: int | None
+
+    def __call__(self) -> np.ndarray:
+        return self.draw()
+
+
+# The registry, by name, in the order bgbench lists the backgrounds (test sets, tables,
+# figures): adding a background is adding its record here.
+BACKGROUNDS: dict[str, PaperBackground] = {b.name: b for b in (
+    PaperBackground("stripes", stripes, _centre(stripes), 0),
+    PaperBackground("board", board, _centre(board), 1),
+    PaperBackground("border", border, border_28, 2),
+    PaperBackground("circles", circles, circles_28, 3),
+    PaperBackground("clock", clock, clock_28, 4),
+    PaperBackground("random", random, random_28, 5),
+)}
 
 
 def background(name: str) -> np.ndarray:
     """The named background as ``uint8 [32, 32]`` of zeros and ones."""
+    return paper_background(name).draw()
+
+
+def paper_background(name: str) -> PaperBackground:
+    """The record of the named background; a clear error if there is none."""
     if name not in BACKGROUNDS:
         raise BgbenchError(f"unknown background {name!r}; choose from {', '.join(BACKGROUNDS)}")
-    return BACKGROUNDS[name]()
+    return BACKGROUNDS[name]
 
 
 def pad(images: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import numpy as np
 from bgbench.backgrounds import BACKGROUNDS, SIZE, to_float
 from bgbench.harness.sizes import DATASET_SIZE
 from bgbench.harness.testsets import CLEAN, Composites, TestSet
+from bgbench.vocab import DEFAULT_SUITE, EXTENDED_SUITE, PAPER_SUITE
 
 
 def gallery_grid(samples: dict[str, np.ndarray]) -> tuple[list[str], list[str], np.ndarray]:
@@ -51,10 +52,10 @@ def _tiles(composites: Composites, test_sets: list[TestSet]) -> list[list[np.nda
     return [[s[i] for s in sets] for i in range(len(composites))]
 
 
-GRIDS = {"paper": gallery_grid, "extended": extended_gallery_grid}
+GRIDS = {PAPER_SUITE: gallery_grid, EXTENDED_SUITE: extended_gallery_grid}
 
 
-def draw_gallery(path: str | Path, samples: dict[str, np.ndarray], suite: str = "paper") -> Path:
+def draw_gallery(path: str | Path, samples: dict[str, np.ndarray], suite: str = DEFAULT_SUITE) -> Path:
     """Draw the gallery of ``suite`` (``paper`` or ``extended``) to a PNG at ``path`` (written
     atomically); returns the path."""
     from bgbench.plotting import pyplot, save_png

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bgbench.provenance import options_sha256
-from bgbench.vocab import PRESET_ALIASES
+from bgbench.vocab import read_preset
 
 METHOD = "proposal"
 
@@ -63,8 +63,7 @@ class Step:
     def matches(self, entry: dict[str, Any]) -> bool:
         """Whether a results.json model entry was trained at this step."""
         metadata = entry.get("metadata") or {}
-        preset = PRESET_ALIASES.get(metadata.get("bgbench.preset"),
-                                    metadata.get("bgbench.preset"))
+        preset = read_preset(metadata.get("bgbench.preset"))
         if entry.get("method") != METHOD or preset != self.preset:
             return False
         recorded = metadata.get("bgbench.options_sha256")

@@ -18,7 +18,7 @@ from pathlib import Path
 from bgbench.errors import BgbenchError, ParameterError
 from bgbench.locks import directory_lock, has_content
 from bgbench.train.config import check_preset
-from bgbench.vocab import DATASETS, DEFAULT_PRESET, MAIN_METHODS, METHODS
+from bgbench.vocab import DATASETS, DEFAULT_PRESET, EXTENDED_SUITE, MAIN_METHODS, METHODS
 
 
 @dataclass
@@ -122,7 +122,7 @@ def _results_cover(results: Path, models: list[Path], plan: Plan, search: bool =
         if search:
             asked = all(m["worst_case"]["budget"] == plan.budget() for m in doc["models"])
         else:
-            asked = all(m["noise_sweep"] and m.get("suite") == "extended"
+            asked = all(m["noise_sweep"] and m.get("suite") == EXTENDED_SUITE
                         for m in doc["models"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise BgbenchError(f"{results} is corrupt ({type(err).__name__}: {err}); delete it "
@@ -166,7 +166,7 @@ def run_configuration(plan: Plan, dataset: str, method: str, seed: int) -> list[
     if _results_cover(evaluation / "results.json", [model], plan):
         print(f"{name}: evaluated (skipping)", flush=True)
     else:
-        _step(["eval", str(model), "--noise-sweep", "--suite", "extended",
+        _step(["eval", str(model), "--noise-sweep", "--suite", EXTENDED_SUITE,
                "--out", str(evaluation), *inputs])
     if not plan.budget():
         return [evaluation]

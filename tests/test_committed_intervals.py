@@ -16,7 +16,9 @@ import pytest
 from scipy import stats as sps
 
 from bgbench.harness.results import merge_results
-from bgbench.report import BACKGROUND_NAMES, load_entries, model_table
+from bgbench.report import load_entries
+from bgbench.report.paper import BACKGROUND_NAMES
+from bgbench.report.tables import model_table
 
 ROOT = Path(__file__).resolve().parents[1]
 DIRS = [d for d in (ROOT / "results", ROOT / "results" / "faithful", ROOT / "results" / "ladder")

@@ -225,7 +225,7 @@ def test_extended_names_never_collide_with_the_papers():
 def test_unknown_suite_is_a_clear_error():
     suites = {"mnist": TestSuite("mnist", synthetic_images(), np.zeros(N_IMAGES, np.int64))}
     with pytest.raises(ParameterError, match="^`suite` must be one of paper, extended, got 'mnist-c'; "
-                                         "paper is the paper's six backgrounds"):
+                                         "paper: the paper's six backgrounds"):
         evaluate_predictor(lambda x: np.zeros((len(x), 10)), "mnist", suite="mnist-c",
                            suites=suites)
 

@@ -7,7 +7,7 @@ import pytest
 
 from bgbench.ladder import LADDER, METHOD
 from bgbench.provenance import options_sha256
-from bgbench.report import ladder_table
+from bgbench.report.tables import ladder_table
 from bgbench.train.config import resolve
 
 

@@ -13,20 +13,17 @@ from test_harness import make_model, synthetic_data
 from bgbench.errors import BgbenchError, ParameterError
 from bgbench.harness import TestSuite, evaluate, write_results
 from bgbench.report import (
-    PAPER_TABLE1,
-    README_BEGIN,
-    README_END,
-    extended_table,
-    find_run_dir,
     group_entries,
     load_entries,
-    model_table,
-    noise_figure,
     readme_results,
     report_markdown,
     update_readme,
     write_report,
 )
+from bgbench.report.figures import find_run_dir, noise_figure
+from bgbench.report.paper import PAPER_TABLE1
+from bgbench.report.readme import README_BEGIN, README_END
+from bgbench.report.tables import extended_table, model_table
 from bgbench.tables import MISSING, markdown_table, pct, text_table
 
 
@@ -334,7 +331,9 @@ def test_extended_suite_table_over_seeds(tmp_path):
 
 def test_extended_comparison_names_each_set_where_the_proposal_is_below():
     from bgbench.extended import NAMES
-    from bgbench.report import Group, extended_comparison, readme_extended
+    from bgbench.report.grouping import Group
+    from bgbench.report.readme import readme_extended
+    from bgbench.report.tables import extended_comparison
 
     def entry(levels: dict[str, float]) -> dict:
         accuracy = {name: levels.get(name, 0.9) for name in NAMES}

@@ -11,7 +11,8 @@ from test_report import tagged_model
 from bgbench.harness import TestSuite, evaluate, write_results
 from bgbench.harness.bits import read_bits
 from bgbench.harness.pairing import pair
-from bgbench.report import BACKGROUND_NAMES, report_markdown, write_report
+from bgbench.report import report_markdown, write_report
+from bgbench.report.paper import BACKGROUND_NAMES
 
 
 def weights(seed: int, shift: float) -> np.ndarray:

@@ -21,6 +21,7 @@ from bgbench.train.distributed import Context
 from bgbench.train.masks import dilate, otsu_threshold, transform_mask, true_mask
 from bgbench.train.stages import ClassifierStage, MaskStage
 from bgbench.train.steps import generator_step
+from bgbench.vocab import METHODS
 
 # Small enough that every method runs in a few seconds on 2 cores.
 TINY = {"epochs": 1, "mask_epochs": 1, "adv_epochs": 1, "local_epochs": 1, "batch_size": 32,
@@ -44,8 +45,7 @@ def read_metrics(run):
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("method", ["traditional", "attention", "proposal", "truemask",
-                                    "noisebg"])
+@pytest.mark.parametrize("method", METHODS)
 def test_each_method_runs_and_writes_its_files(tmp_path, data, method):
     run = tmp_path / method
     done = train(tiny_config(method), run, quiet=True, tensors=data)

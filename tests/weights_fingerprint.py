@@ -20,8 +20,8 @@ import torch
 
 from bgbench.train import make_config, train
 from bgbench.train.data import synthetic
+from bgbench.vocab import METHODS
 
-METHODS = ("traditional", "attention", "proposal", "truemask", "noisebg")
 WEIGHT_FILES = ("classifier.pt", "mask_generator.pt", "background_generator.pt")
 IMAGES = 512
 # Long enough that the classifier learns and the mask generator's Otsu masks cover part

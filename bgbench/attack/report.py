@@ -1,7 +1,7 @@
 """The report's worst-case section: tables and figures from results entries with a
 ``worst_case`` object (``bgbench attack`` joined with ``bgbench eval`` by ``bgbench merge``).
 
-Groups are the report's (``bgbench.report.Group``: one dataset, method and preset, usually
+Groups are the report's (``bgbench.report.grouping.Group``: one dataset, method and preset, usually
 one model per seed); values are percentages, mean ± sd over the group's models.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from bgbench.attack import families as fams
 from bgbench.attack.table import member_label
-from bgbench.report import mean_sd
+from bgbench.report.grouping import mean_sd
 from bgbench.tables import MISSING, markdown_table
 
 
@@ -107,7 +107,7 @@ def budget_figure(groups: list[Any], titles: dict[int, str], path: Path) -> Path
     """Accuracy against the budget: the worst-of-k curve per group (mean over seeds, min..max
     band) and the adaptive search at the full budget as a marker; a panel per dataset."""
     from bgbench.plotting import pyplot, save_png
-    from bgbench.report import DATASET_TITLES, method_colour
+    from bgbench.report.paper import DATASET_TITLES, method_colour
 
     if not groups:
         return None

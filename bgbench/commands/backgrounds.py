@@ -8,6 +8,7 @@ from pathlib import Path
 from bgbench.errors import ParameterError, UsageError
 from bgbench.fileio import refuse_overwrite
 from bgbench.paths import add_data_root_argument
+from bgbench.vocab import DEFAULT_SUITE, EXTENDED_SUITE, SUITES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,8 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_suite_argument(parser: argparse.ArgumentParser) -> None:
-    """``--suite paper|extended``: the paper's six backgrounds, or bgbench's extended suite."""
-    parser.add_argument("--suite", choices=("paper", "extended"), default="paper",
+    """``--suite``: the paper's six backgrounds, or bgbench's extended suite."""
+    parser.add_argument("--suite", choices=SUITES, default=DEFAULT_SUITE,
                         help="the paper's six backgrounds (default) or the extended suite of "
                              "grey, smooth and photometric test sets (docs/extended-suite.md)")
 
@@ -46,7 +47,7 @@ def run_list(args: argparse.Namespace) -> int:
 
     from bgbench.backgrounds import BACKGROUNDS, background
 
-    if args.suite == "extended":
+    if args.suite == EXTENDED_SUITE:
         return _list_extended()
     print(f"{'name':<8} {'pixels':>6}  sha256[:16]")
     for name in BACKGROUNDS:

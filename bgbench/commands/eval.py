@@ -10,9 +10,10 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bgbench.backgrounds import BACKGROUNDS
 from bgbench.locks import writes
 from bgbench.paths import add_data_root_argument
-from bgbench.vocab import DATASETS, DEFAULT_SUITE, LAYOUTS, SUITES
+from bgbench.vocab import DATASETS, DEFAULT_SUITE, EXTENDED_SUITE, LAYOUTS, SUITES, suite_choices_help
 
 if TYPE_CHECKING:
     from bgbench.harness import ModelResult
@@ -37,12 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "uint8 (docs/onnx-contract.md).")
     add_model_arguments(p)
     p.add_argument("--backgrounds", default="all", metavar="all|LIST",
-                   help="comma-separated backgrounds of the paper's six (stripes,board,border,"
-                   "circles,clock,random) or all (default); --suite extended runs whole")
+                   help=f"comma-separated backgrounds ({','.join(BACKGROUNDS)}) or all "
+                   f"(default); --suite {EXTENDED_SUITE} runs whole")
     p.add_argument("--suite", choices=SUITES, default=DEFAULT_SUITE,
-                   help="paper: the paper's six backgrounds (default); extended: those and "
-                   "bgbench's extended suite of grey, smooth and photometric test sets "
-                   "(docs/extended-suite.md), reported in their own fields and table")
+                   help=f"{suite_choices_help()}; the extended suite's sets are reported in "
+                   "their own fields and table")
     p.add_argument("--noise-sweep", action="store_true",
                    help="also evaluate the random background at the 20 noise rates (Table 2)")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",

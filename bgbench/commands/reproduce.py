@@ -8,7 +8,7 @@ from bgbench.errors import ParameterError
 from bgbench.locks import writes
 from bgbench.paths import add_data_root_argument
 from bgbench.train.config import PRECISIONS
-from bgbench.vocab import DATASETS, DEFAULT_PRESET, METHODS, PRESETS
+from bgbench.vocab import DATASETS, DEFAULT_PRESET, MAIN_METHODS, METHODS, PRESETS, listed
 
 
 def _budget(text: str) -> int:
@@ -48,8 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated training seeds (default 0); robustness varies a lot "
                    "between seeds, so compare methods over several")
     p.add_argument("--ablation-seeds", default=None, metavar="LIST",
-                   help="seeds for attention, truemask and noisebg (default: --seeds), e.g. "
-                   "fewer than for the traditional and proposal runs the comparison rests on")
+                   help=f"seeds for {listed([m for m in METHODS if m not in MAIN_METHODS])} "
+                   "(default: --seeds), e.g. fewer than for the "
+                   f"{listed(MAIN_METHODS)} runs the comparison rests on")
     p.add_argument("--out", default="bgbench-reproduce", metavar="DIR",
                    help="where everything goes (default ./bgbench-reproduce)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="training device")

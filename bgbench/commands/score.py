@@ -7,7 +7,7 @@ import json
 
 from bgbench.errors import ParameterError
 from bgbench.paths import add_data_root_argument
-from bgbench.vocab import DEFAULT_SUITE, SUITES
+from bgbench.vocab import DEFAULT_SUITE, SUITES, suite_choices_help
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,8 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=0, metavar="N",
                    help="the first N images only (default 0: all)")
     p.add_argument("--suite", choices=SUITES, default=DEFAULT_SUITE,
-                   help="the paper's six backgrounds, or those and the extended suite "
-                   "(default: paper)")
+                   help=suite_choices_help())
     add_data_root_argument(p)
     p.set_defaults(func=run)
 

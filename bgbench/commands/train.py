@@ -12,7 +12,7 @@ from bgbench.errors import ParameterError
 from bgbench.locks import writes
 from bgbench.paths import add_data_root_argument
 from bgbench.train.config import option_help
-from bgbench.vocab import DATASETS, DEFAULT_PRESET, METHODS, PRESETS
+from bgbench.vocab import DATASETS, DEFAULT_PRESET, METHODS, PRESETS, preset_choices_help
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,9 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", required=True, choices=METHODS)
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create")
     p.add_argument("--preset", default=DEFAULT_PRESET, metavar="{" + ",".join(PRESETS) + "}",
-                   help="defaults for every option below: quick (a subset, short stages), "
-                   "full (bgbench's full-scale setting) or faithful (the paper's setting as "
-                   f"written) (default: {DEFAULT_PRESET})")
+                   help=f"defaults for every option below: {preset_choices_help()} "
+                   f"(default: {DEFAULT_PRESET})")
     p.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="where to train; cuda without a GPU is an error (default: cpu)")

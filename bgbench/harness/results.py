@@ -27,6 +27,7 @@ from bgbench.harness.evaluate import ModelResult, TestSetResult
 from bgbench.harness.stats import wilson
 from bgbench.harness.testsets import CLEAN, NOISE
 from bgbench.tables import pct, text_table
+from bgbench.vocab import EXTENDED_SUITE
 
 # The columns of results.csv before intervals and measures; merge reads such files too.
 OLD_CSV_COLUMNS = ("model", "dataset", "method", "suite", "test_set", "parameter", "n_images",
@@ -99,7 +100,7 @@ def _map_key(t: TestSetResult) -> tuple[str, str]:
     """Which accuracy map of results.json holds ``t``, and under which key."""
     if t.test_set.name == NOISE:
         return "noise_sweep", str(t.test_set.parameter)
-    return ("extended_accuracy" if t.test_set.suite == "extended" else "accuracy"), t.test_set.name
+    return ("extended_accuracy" if t.test_set.suite == EXTENDED_SUITE else "accuracy"), t.test_set.name
 
 
 def _intervals(result: ModelResult) -> dict[str, dict[str, dict[str, float]]]:

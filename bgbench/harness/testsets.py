@@ -36,11 +36,10 @@ from bgbench.errors import BgbenchError
 from bgbench.harness import sizes
 from bgbench.harness.conventions import InputConvention
 from bgbench.harness.params import ParameterError, check_positive
-from bgbench.vocab import SUITES
+from bgbench.vocab import EXTENDED_SUITE, PAPER_SUITE, SUITES, suite_choices_help
 
 CLEAN = "clean"
 NOISE = "noise"
-PAPER_SUITE, EXTENDED_SUITE = SUITES
 
 Composer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -70,8 +69,7 @@ def check_suite(suite: str) -> None:
     """Raise a clear error unless ``suite`` is one of ``SUITES``."""
     if suite not in SUITES:
         raise ParameterError("suite", f"must be one of {', '.join(SUITES)}", suite,
-                             "paper is the paper's six backgrounds; extended adds bgbench's "
-                             "extended suite to them")
+                             suite_choices_help())
 
 
 def standard_test_sets(backgrounds: list[str] | tuple[str, ...] | None = None,
