@@ -7,10 +7,10 @@ Standard library only (no numpy, no torch), so any module may derive from it. Th
 test backgrounds have their records in ``bgbench.backgrounds.BACKGROUNDS``, beside the
 functions that draw them. Each registry is a tuple in the order bgbench lists its members
 (CLI choices, report rows). A method's ``stages`` are names: ``bgbench.train.stages`` holds
-the stage objects and each method's tuple of them (``METHOD_STAGES``, written out there and
-checked against these names by ``tests/test_records.py``, so a new method needs its entry
-there too); a preset's option values live in ``bgbench.train.config``, a dataset's sources
-in ``bgbench.data.sources``.
+the stage objects by name (``STAGE_BY_NAME``; a method that needs a new kind of stage adds
+it there) and derives each method's tuple of them (``METHOD_STAGES``) from these records; a
+preset's option values live in ``bgbench.train.config``, a dataset's sources in
+``bgbench.data.sources``.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from bgbench import records
 from bgbench.models import AGCNN, MaskUNet, TiledBackgroundGenerator, VGGClassifier
 from bgbench.ops import composite
 from bgbench.train import masks as masklib
@@ -383,14 +384,20 @@ class AdversarialStage:
 
 Stage = OneNetworkStage | AdversarialStage
 
+# The stage objects by the names the method records give them (``bgbench.records``).
+STAGE_BY_NAME: dict[str, Stage] = {
+    "classifier": ClassifierStage(),
+    "mask": MaskStage(),
+    "adversarial": AdversarialStage(),
+    "adversarial-true-mask": AdversarialStage(masks="true"),
+    "adversarial-noise": AdversarialStage(backgrounds="noise"),
+    "global": AGCNNGlobalStage(),
+    "local": AGCNNLocalStage(),
+}
+
 # Each method's stages, in the order they run.
 METHOD_STAGES: dict[str, tuple[Stage, ...]] = {
-    "traditional": (ClassifierStage(),),
-    "attention": (AGCNNGlobalStage(), AGCNNLocalStage()),
-    "proposal": (ClassifierStage(), MaskStage(), AdversarialStage()),
-    "truemask": (ClassifierStage(), AdversarialStage(masks="true")),
-    "noisebg": (ClassifierStage(), MaskStage(), AdversarialStage(backgrounds="noise")),
-}
+    m.name: tuple(STAGE_BY_NAME[s] for s in m.stages) for m in records.METHODS}
 
 
 def build_models(method: str, opts: TrainOptions) -> Networks:
