@@ -81,27 +81,17 @@ def generator_figure(run_dir: Path, path: Path, data_root: str | os.PathLike | N
     import torch
 
     from bgbench.data import load_numpy
-    from bgbench.ops import composite
     from bgbench.plotting import pyplot, save_png
-    from bgbench.train import load_generators, read_config
-    from bgbench.train.masks import stage3_mask
-    from bgbench.train.steps import sample_background, uniforms
+    from bgbench.train import load_config, load_generators
+    from bgbench.train.stage3_samples import stage3_samples
 
-    config = read_config(run_dir)
-    opts = config["options"]
+    config = load_config(run_dir)
     mask_gen, bg_gen = load_generators(run_dir)
     if mask_gen is None or bg_gen is None:
         raise BgbenchError(f"{run_dir} has no mask or background generator")
-    images = load_numpy(config["dataset"], "test", data_root=data_root)[0][:n]
+    images = load_numpy(config.dataset, "test", data_root=data_root)[0][:n]
     x = torch.from_numpy(bgs.to_float(bgs.pad(images))[:, None])
-    gen = torch.Generator().manual_seed(0)
-    with torch.inference_mode():
-        m = stage3_mask(mask_gen(x), opts["mask_transform"], opts["area_limit"],
-                        opts["mask_dilation"])
-        b = bg_gen(bg_gen.sample_noise(n, generator=gen))
-        b = sample_background(b, uniforms(n, b.shape[-1], opts["bg_sample"], gen))
-        composed = composite(x, m, b)[0]
-    columns = {"image": x, "mask": m, "background": b, "composite": composed}
+    columns = stage3_samples(config.options, mask_gen, bg_gen, x)
     plt = pyplot()
     fig, axes = plt.subplots(n, len(columns), figsize=(1.1 * len(columns), 1.1 * n + 0.3),
                              squeeze=False)

@@ -180,6 +180,15 @@ class AdversarialOutcome(NamedTuple):
     generator_ce: Tensor | float
 
 
+def classifier_backgrounds(fb: nn.Module, z: Tensor, uniforms: Tensor | None,
+                           mix: BackgroundMix | None, precision: str = "fp32") -> Tensor:
+    """The stage-3 backgrounds ``[n, 1, S, S]`` the classifier is shown: the generator's
+    output for noise ``z``, sampled with ``uniforms`` (``sample_background``) and mixed as
+    ``mix`` says (``apply_mix``; None keeps every sampled background)."""
+    soft = forward(fb, z, precision=precision)
+    return apply_mix(sample_background(soft, uniforms), soft, mix)
+
+
 def adversarial_step(model: nn.Module, f: nn.Module, fb: nn.Module | None,
                      optimizers: list[torch.optim.Optimizer], batch: AdversarialBatch,
                      opts: TrainOptions,
@@ -193,8 +202,7 @@ def adversarial_step(model: nn.Module, f: nn.Module, fb: nn.Module | None,
         b = batch.z
     else:
         with torch.no_grad():
-            soft = forward(fb, batch.z, precision=opts.precision)
-        b = apply_mix(sample_background(soft, batch.uniforms), soft, batch.mix)
+            b = classifier_backgrounds(fb, batch.z, batch.uniforms, batch.mix, opts.precision)
     loss, logits, area, bg_mean = adversarial_classifier_step(
         model, optimizers[0], batch.x, batch.y, batch.m, b, batch.intensity, opts.precision)
     gen_ce: Tensor | float = 0.0
