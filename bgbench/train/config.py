@@ -13,8 +13,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from bgbench import records
 from bgbench.errors import ParameterError
-from bgbench.vocab import PRESET_ALIASES, PRESETS
+from bgbench.vocab import PRESET_ALIASES, PRESETS, read_preset
 
 MASK_TRANSFORMS = ("none", "0.5", "otsu", "quantile")
 NOISE_KINDS = ("uniform", "bernoulli")
@@ -184,9 +185,11 @@ PRESET_CHANGES: dict[str, dict[str, Any]] = {
 def check_preset(preset: str) -> str:
     """``preset`` if it names a preset; otherwise a ``ParameterError`` naming the choices."""
     if preset in PRESET_ALIASES:
-        raise ParameterError(f"`preset` {preset!r} is not a preset: use 'full' (bgbench's "
-                             "recommended full-scale setting, the same values) or 'faithful' "
-                             "(the paper's setting as written)")
+        same = read_preset(preset)
+        others = ", ".join(f"{p.name!r} ({p.summary})" for p in records.PRESETS
+                           if p.name != same)
+        raise ParameterError(f"`preset` {preset!r} is not a preset: use {same!r} (the same "
+                             f"values), or another: {others}")
     if preset not in PRESETS:
         raise ParameterError(f"unknown `preset` {preset!r}; choose from {', '.join(PRESETS)}")
     return preset

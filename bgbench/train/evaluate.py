@@ -20,7 +20,7 @@ from bgbench.backgrounds import BACKGROUNDS, SIZE
 from bgbench.errors import ParameterError
 from bgbench.harness.testsets import CLEAN, Composites, TestSet, to_model_input
 from bgbench.train.accuracy import count_correct
-from bgbench.vocab import SUITES
+from bgbench.vocab import DEFAULT_SUITE, EXTENDED_SUITE, SUITES
 
 SPLITS = ("val", "test")
 
@@ -58,7 +58,7 @@ def extended_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray
 
 
 def score_run(run_dir: str | Path, on: str = "test", limit: int = 0,
-              data_root: str | Path | None = None, suite: str = "paper") -> dict[str, Any]:
+              data_root: str | Path | None = None, suite: str = DEFAULT_SUITE) -> dict[str, Any]:
     """``background_accuracy`` of a finished run's classifier on its validation images
     (``on="val"``, the split it was trained without) or the test images, first ``limit``
     only if given; with the run, split, method, dataset and image count. ``suite="extended"``
@@ -86,7 +86,7 @@ def score_run(run_dir: str | Path, on: str = "test", limit: int = 0,
     if limit:
         images, labels = images[:limit], labels[:limit]
     result = background_accuracy(model, images, labels)
-    if suite == "extended":
+    if suite == EXTENDED_SUITE:
         result.update(extended_accuracy(model, images, labels))
     return {"run": str(run_dir), "on": on, "method": config.method,
             "dataset": config.dataset, "n": len(labels), **result}

@@ -24,7 +24,7 @@ from bgbench.train.precision import check_precision
 from bgbench.train.run_config import RunConfig
 from bgbench.train.stages import METHOD_STAGES, build_models
 from bgbench.train.trainer import CHECKPOINTS, DONE, METRICS, WEIGHT_FILES, Trainer
-from bgbench.vocab import DATASETS, DEFAULT_PRESET, METHODS, PRESET_ALIASES
+from bgbench.vocab import DATASETS, DEFAULT_PRESET, METHODS, read_preset
 
 CONFIG = "config.json"
 # The keys that define what a run computes; a resume must match them exactly.
@@ -158,7 +158,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError, ParameterError) as err:
         raise BgbenchError(f"{path} is corrupt or not a bgbench config ({err}); restore it, "
                            "or delete the run directory and train again") from None
-    config["preset"] = PRESET_ALIASES.get(config.get("preset"), config.get("preset"))
+    config["preset"] = read_preset(config.get("preset"))
     return config
 
 
