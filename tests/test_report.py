@@ -129,13 +129,18 @@ def test_report_refuses_to_average_differently_evaluated_models(tmp_path):
     assert not (tmp_path / "r.md").exists()
 
 
-def test_presets_are_separate_groups_faithful_first(tmp_path):
+def preset_groups(tmp_path, presets: tuple[str, ...]) -> list:
+    """The groups of one seed-0 MNIST proposal model per preset, evaluated and loaded."""
     images, labels = synthetic_data()
     suites = {"mnist": TestSuite("mnist", images, labels, threads=1)}
     models = [tagged_model(tmp_path / f"{preset}.onnx", "mnist", "proposal", 0, preset=preset)
-              for preset in ("full", "faithful")]
+              for preset in presets]
     write_results(tmp_path / "r", evaluate(models, threads=1, suites=suites))
-    groups = group_entries(load_entries([tmp_path / "r"])[0])
+    return group_entries(load_entries([tmp_path / "r"])[0])
+
+
+def test_presets_are_separate_groups_faithful_first(tmp_path):
+    groups = preset_groups(tmp_path, ("full", "faithful"))
     assert [g.preset for g in groups] == ["faithful", "full"]
     table = readme_results(groups)
     assert table.index("| proposal [faithful] |") < table.index("| proposal [full] |")
@@ -258,12 +263,7 @@ def test_models_not_at_32_are_marked_and_never_averaged_with_32(tmp_path):
 
 
 def test_the_old_preset_name_reports_as_full(tmp_path):
-    images, labels = synthetic_data()
-    suites = {"mnist": TestSuite("mnist", images, labels, threads=1)}
-    models = [tagged_model(tmp_path / f"{preset}.onnx", "mnist", "proposal", 0, preset=preset)
-              for preset in ("paper", "full")]
-    write_results(tmp_path / "r", evaluate(models, threads=1, suites=suites))
-    [group] = group_entries(load_entries([tmp_path / "r"])[0])
+    [group] = preset_groups(tmp_path, ("paper", "full"))
     assert group.preset == "full" and len(group.entries) == 2
 
 

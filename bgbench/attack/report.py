@@ -106,18 +106,15 @@ def universal_table(groups: list[Any], titles: dict[int, str]) -> str:
 def budget_figure(groups: list[Any], titles: dict[int, str], path: Path) -> Path | None:
     """Accuracy against the budget: the worst-of-k curve per group (mean over seeds, min..max
     band) and the adaptive search at the full budget as a marker; a panel per dataset."""
-    from bgbench.plotting import pyplot, save_png
+    from bgbench.plotting import panels_by_dataset
     from bgbench.report.paper import DATASET_TITLES, method_colour
 
     if not groups:
         return None
-    plt = pyplot()
-    datasets = list(dict.fromkeys(g.dataset for g in groups))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(3.8 * len(datasets) + 1.8, 3.2),
-                             sharey=True, squeeze=False, layout="constrained")
-    handles = {}
-    for ax, dataset in zip(axes[0], datasets, strict=True):
-        for g in (g for g in groups if g.dataset == dataset):
+
+    def draw(ax: Any, panel: list[Any]) -> dict[str, Any]:
+        handles = {}
+        for g in panel:
             ks = [int(k) for k in _ks([g])]
             curves = np.array([[100 * e["worst_case"]["worst_of_k"][str(k)] for k in ks]
                                for e in g.entries])
@@ -136,16 +133,15 @@ def budget_figure(groups: list[Any], titles: dict[int, str], path: Path) -> Path
                         marker="*", markersize=9, color=line.get_color(), capsize=2)
             handles.setdefault(titles[id(g)], line)
         ax.set_xscale("symlog", linthresh=1)
-        ax.set_title(DATASET_TITLES.get(dataset, dataset), fontsize=9)
-        ax.set_xlabel("k: backgrounds of the pool (0 = clean)")
-        ax.set_ylim(0, 100)
-        ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("accuracy (%)")
+        return handles
+
     several = any(len(g.entries) > 1 for g in groups)
-    fig.suptitle("Lines: worst-of-k random, mean over seeds" + ("; bands: min..max" if several
-                 else "") + "; stars: adaptive search at the full budget", fontsize=8)
-    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=7)
-    return save_png(fig, path)
+    return panels_by_dataset(
+        groups, path, panel_width=3.8, margin=1.8,
+        xlabel="k: backgrounds of the pool (0 = clean)", titles=DATASET_TITLES, draw=draw,
+        suptitle=lambda: "Lines: worst-of-k random, mean over seeds"
+        + ("; bands: min..max" if several else "")
+        + "; stars: adaptive search at the full budget")
 
 
 def universal_figure(groups: list[Any], titles: dict[int, str], path: Path,

@@ -21,18 +21,17 @@ from bgbench.vocab import read_preset
 def noise_figure(groups: list[Group], path: Path) -> Path | None:
     """Accuracy against noise rate: one panel per dataset, one line per method (mean over
     seeds) with the seeds' min..max as a band; the legend sits outside the panels."""
-    from bgbench.plotting import pyplot, save_png
+    from bgbench.plotting import panels_by_dataset
 
     swept = [g for g in groups if g.sweep()]
     if not swept:
         return None
-    plt = pyplot()
-    datasets = list(dict.fromkeys(g.dataset for g in swept))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(3.6 * len(datasets) + 1.6, 3.2),
-                             sharey=True, squeeze=False, layout="constrained")
-    handles, banded = {}, False
-    for ax, dataset in zip(axes[0], datasets, strict=True):
-        for g in (g for g in swept if g.dataset == dataset):
+    banded = False
+
+    def draw(ax: Any, panel: list[Group]) -> dict[str, Any]:
+        nonlocal banded
+        handles = {}
+        for g in panel:
             sweep = g.sweep()
             rates = list(sweep)
             colour = method_colour(g.method)
@@ -47,15 +46,13 @@ def noise_figure(groups: list[Group], path: Path) -> Path | None:
                                 [max(v) for v in sweep.values()], color=line.get_color(),
                                 alpha=0.2, linewidth=0)
             handles.setdefault(label, line)
-        ax.set_title(DATASET_TITLES.get(dataset, dataset), fontsize=9)
-        ax.set_xlabel("noise rate of the random background")
-        ax.set_ylim(0, 100)
-        ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("accuracy (%)")
-    fig.suptitle("Lines: mean over seeds; bands: min..max over seeds" if banded
-                 else "One seed per line", fontsize=8)
-    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=7)
-    return save_png(fig, path)
+        return handles
+
+    return panels_by_dataset(
+        swept, path, panel_width=3.6, margin=1.6, xlabel="noise rate of the random background",
+        titles=DATASET_TITLES, draw=draw,
+        suptitle=lambda: "Lines: mean over seeds; bands: min..max over seeds" if banded
+        else "One seed per line")
 
 
 def gallery_figure(datasets: list[str], path: Path, data_root: str | os.PathLike | None
