@@ -6,7 +6,8 @@ difference at most ``PARITY_ATOL``, identical predictions). A model that fails i
 
 A run's model carries its provenance in the ONNX metadata: the commit, preset, options hash,
 training time, device and precision of the training run (``bgbench.train_*``,
-``bgbench.preset``, ``bgbench.options_sha256``, ``bgbench.precision``) beside the commit
+``bgbench.preset``, ``bgbench.options_sha256``, ``bgbench.precision``, and
+``bgbench.trained_families`` when stage 3 drew threat-model families) beside the commit
 that exported it (``bgbench.git_commit``).
 """
 
@@ -175,7 +176,7 @@ def run_provenance(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     """What the model's metadata records about its training run (``config.json`` and
     ``done.json``); an item the run did not record is None and left out of the metadata."""
     from bgbench.provenance import options_sha256
-    from bgbench.train.config import UNRECORDED_AT
+    from bgbench.train.config import UNRECORDED_AT, TrainOptions
 
     done_path = run_dir / "done.json"
     try:
@@ -186,4 +187,12 @@ def run_provenance(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
             "options_sha256": options_sha256(config["options"]),
             "train_commit": config.get("git_commit"),
             "train_seconds": done.get("train_seconds"), "train_device": config.get("device"),
-            "precision": config["options"].get("precision", UNRECORDED_AT["precision"])}
+            "precision": config["options"].get("precision", UNRECORDED_AT["precision"]),
+            "trained_families": _trained_families(TrainOptions.from_dict(config["options"]))}
+
+
+def _trained_families(opts: Any) -> str | None:
+    """The threat-model families stage 3 drew (comma-separated), or None without them."""
+    from bgbench.train.config import train_families
+
+    return ",".join(train_families(opts)) if opts.family_share > 0 else None

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from bgbench.attack.families import NAMES
 from bgbench.cli import main
 from bgbench.train import make_config, train
 
@@ -75,3 +76,23 @@ def test_scores_are_the_harness_evaluation_of_the_classifier(run_dir, real_data_
     for name in bgs.BACKGROUNDS:
         x = bgs.apply_reference(padded, bgs.background(name))
         assert scored[name] == float((predict(x).argmax(1) == labels[:n]).mean()), name
+
+
+def test_worst_case_search_on_the_validation_images(run_dir, capsys):
+    """``--attack-budget`` runs the worst-case search on the same validation images: its
+    clean accuracy is the score's, the curve falls with the budget, the adaptive search is
+    at most random worst-of-B, and a second run gives the same numbers."""
+    run, _ = run_dir
+    argv = ["score", str(run), "--on", "val", "--limit", "120", "--attack-budget", "10"]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["n"] == 120 and first["worst_case_budget"] == 10
+    assert first["clean"] >= first["worst_case_worst_of_1"] >= first["worst_case_worst_of_10"]
+    assert first["worst_case_adaptive"] <= first["worst_case_worst_of_10"]
+    assert first["worst_case_universal"] >= first["worst_case_worst_of_10"]
+    assert first["worst_case_universal_family"] in NAMES
+    assert {f"worst_case_family_{n}" for n in ("stripes", "frame", "grey")} <= set(first)
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out) == first
+    assert main(["score", str(run), "--attack-budget", "-1"]) == 2
+    assert "--attack-budget must be non-negative" in capsys.readouterr().err

@@ -77,18 +77,36 @@ def family_table(groups: list[Any], titles: dict[int, str]) -> str:
     within it); families bgbench's own stage 3 draws from are marked."""
     names = [n for n in fams.NAMES if any(values(g, f"family:{n}") for g in groups)]
     header = ["model"] + [f"{n}†" if fams.FAMILIES[n].trained_by else n for n in names]
-    rows = [[titles[id(g)]] + [mean_sd(values(g, f"family:{n}")) for n in names]
+    rows = [[titles[id(g)]] + [mean_sd(values(g, f"family:{n}"))
+                               + ("‡" if n in trained_families(g.entries) else "")
+                               for n in names]
             for g in groups]
     return markdown_table(header, rows)
 
 
-def trained_note() -> str:
-    """The families that bgbench's stage 3 trains on, and with which option."""
+def trained_families(entries: list[dict[str, Any]]) -> set[str]:
+    """The families any of ``entries``' models drew in stage 3 (``family_share``), from
+    their ``bgbench.trained_families`` metadata."""
+    out: set[str] = set()
+    for e in entries:
+        listed = (e.get("metadata") or {}).get("bgbench.trained_families", "")
+        out.update(n for n in listed.split(",") if n)
+    return out
+
+
+def trained_note(groups: list[Any]) -> str:
+    """The families that bgbench's stage 3 trains on, with which option, and (when a model
+    drew threat-model families) which models trained on which family."""
     marked = [f"`{f.name}` ({f.trained_by})" for f in fams.FAMILIES.values() if f.trained_by]
-    return ("†: bgbench's full and quick presets draw stage-3 training backgrounds from "
+    note = ("†: bgbench's full and quick presets draw stage-3 training backgrounds from "
             "this family: " + "; ".join(marked) + ". A proposal, true-mask or noise-background "
             "model's score there measures coverage of what it was trained on, not invariance "
-            "beyond it; the other families are never trained on.")
+            "beyond it")
+    if not any(trained_families(g.entries) for g in groups):
+        return note + "; the other families are never trained on."
+    return (note + ". ‡: this model was trained on members of this very family "
+            "(`family_share`, the families its `bgbench.trained_families` metadata lists); a "
+            "family with neither mark was never trained on.")
 
 
 def universal_table(groups: list[Any], titles: dict[int, str]) -> str:
@@ -211,7 +229,7 @@ def section(groups: list[Any], titles: dict[int, str], docs: list[dict[str, Any]
     md += [f"- {protocol_line(groups)}", "", worst_case_table(groups, titles), "",
            "![accuracy against budget](figures/worst_case_budget.png)", "",
            "### Per family: right under every pool member of the family", "",
-           family_table(groups, titles), "", trained_note(), "",
+           family_table(groups, titles), "", trained_note(groups), "",
            "### The universal worst background of each model", "",
            universal_table(groups, titles), "",
            "![universal worst backgrounds](figures/worst_case_universal.png)", ""]

@@ -28,7 +28,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bgbench.bench._common import check_targets
 from bgbench.vocab import METHODS, PRESETS
@@ -173,18 +173,18 @@ def measure_interleaved(name: str, candidates: list[Callable[[], Tensor]], image
 
 
 def training_setup(method: str, preset: str, device: torch.device, precision: str = "fp32",
-                   channels_last: bool = True
+                   channels_last: bool = True, overrides: dict[str, Any] | None = None
                    ) -> tuple[TrainOptions, dict[str, nn.Module], Tensor, Tensor]:
-    """``preset``'s options in ``precision``, ``method``'s networks on ``device`` (seeded,
-    channels_last as the trainer builds them, or NCHW) and one synthetic batch ``x, y`` of the
-    preset's size there."""
+    """``preset``'s options in ``precision`` (and ``overrides``), ``method``'s networks on
+    ``device`` (seeded, channels_last as the trainer builds them, or NCHW) and one synthetic
+    batch ``x, y`` of the preset's size there."""
     import torch
 
     from bgbench.train.config import resolve
     from bgbench.train.data import synthetic
     from bgbench.train.stages import build_models
 
-    opts = resolve(preset, {"precision": precision})
+    opts = resolve(preset, {**(overrides or {}), "precision": precision})
     torch.manual_seed(SEED)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     models = {k: m.to(device, memory_format=layout)
@@ -216,15 +216,20 @@ def bench_train(method: str, preset: str, device: torch.device, steps: int, roun
 
 
 def bench_train_baseline(method: str, preset: str, device: torch.device, steps: int,
-                         rounds: int, warmup: int = 3, precision: str = "fp32"
+                         rounds: int, warmup: int = 3, precision: str = "fp32",
+                         overrides: dict[str, Any] | None = None
                          ) -> list[StageComparison]:
-    """``bench_train`` beside the float32 NCHW step of every stage, from the same initial
-    weights and batch, timed in interleaved rounds."""
+    """``bench_train`` beside a baseline step of every stage, from the same initial weights
+    and batch, timed in interleaved rounds: without ``overrides``, the float32 NCHW step;
+    with them, the configured step takes them and the baseline is the preset's own step."""
     from bgbench.train.stages import METHOD_STAGES
 
-    opts, models, x, y = training_setup(method, preset, device, precision)
-    base_opts, base_models, base_x, base_y = training_setup(method, preset, device, "fp32",
-                                                            channels_last=False)
+    opts, models, x, y = training_setup(method, preset, device, precision, overrides=overrides)
+    if overrides:
+        base = training_setup(method, preset, device, precision)
+    else:
+        base = training_setup(method, preset, device, "fp32", channels_last=False)
+    base_opts, base_models, base_x, base_y = base
     out = []
     for stage in METHOD_STAGES[method]:
         (configured, baseline), (times, base_times) = measure_interleaved(
@@ -261,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", action="store_true",
                         help="also time each step in float32 with NCHW networks, interleaved, "
                              "and print the speedup over it")
+    parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                        help="time the preset with this training option changed, beside the "
+                             "preset as it is, and print the slowdown (repeatable; e.g. "
+                             "--set family_share=0.3)")
     parser.add_argument("--steps", type=_positive, default=20,
                         help="timed steps per round (default 20)")
     parser.add_argument("--rounds", type=_positive, default=3,
@@ -307,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{torch.backends.cuda.matmul.allow_tf32}: TF32 runs on tensor cores, so the "
               "share of the fp32 peak can pass 100%)" if device.type == "cuda" else ""))
     print(f"  peak: {'unknown' if peak is None else f'{peak} TFLOP/s'} ({source})")
+    if args.set:
+        return _compare_options(args, device, peak)
     if not args.baseline:
         figures = bench_train(args.method, args.preset, device, args.steps, args.rounds,
                               args.warmup, args.precision)
@@ -348,6 +359,52 @@ def _report_not_finite(figures: list[StageFigures]) -> int:
     if bad:
         print(f"not finite: {', '.join(bad)}")
     return 1 if bad else 0
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    """``--set NAME=VALUE`` items as training-option overrides, typed as the options are."""
+    import dataclasses
+
+    from bgbench.train.config import TrainOptions
+
+    types = {f.name: {"int": int, "float": float, "str": str}[f.type]
+             for f in dataclasses.fields(TrainOptions)}
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in types:
+            raise SystemExit(f"--set {item!r}: give OPTION=VALUE with a training option "
+                             f"({', '.join(sorted(types))})")
+        try:
+            out[name] = types[name](value)
+        except ValueError:
+            raise SystemExit(f"--set {item!r}: {name} takes a {types[name].__name__}") from None
+    return out
+
+
+def _compare_options(args: argparse.Namespace, device: torch.device, peak: float | None) -> int:
+    """``--set``: the preset's steps with and without the overrides, interleaved, and the
+    slowdown of each stage."""
+    from bgbench.errors import ParameterError
+
+    if args.baseline:
+        raise SystemExit("--set and --baseline compare against different steps; give one")
+    overrides = _parse_set(args.set)
+    try:
+        compared = bench_train_baseline(args.method, args.preset, device, args.steps,
+                                        args.rounds, args.warmup, args.precision, overrides)
+    except ParameterError as err:
+        raise SystemExit(f"--set: {err}") from None
+    changed = ", ".join(f"{k}={v}" for k, v in overrides.items())
+    print(f"with {changed}:")
+    print_table([c.configured for c in compared], peak)
+    print(f"the preset {args.preset} as it is:")
+    print_table([c.baseline for c in compared], peak)
+    for c in compared:
+        print(f"  {c.configured.stage:<12} slowdown {1 / c.speedup:5.2f}x from {changed} "
+              f"({c.baseline.seconds * 1e3:.2f} -> {c.configured.seconds * 1e3:.2f} ms/step; "
+              f"median of {args.rounds} interleaved rounds)")
+    return _report_not_finite([c.configured for c in compared])
 
 
 def _positive(text: str) -> int:

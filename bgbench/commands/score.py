@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the first N images only (default 0: all)")
     p.add_argument("--suite", choices=SUITES, default=DEFAULT_SUITE,
                    help=suite_choices_help())
+    p.add_argument("--attack-budget", type=int, default=0, metavar="B",
+                   help="also run the worst-case background search (as `bgbench attack`) "
+                        "at budget B on the same images (default 0: none)")
     add_data_root_argument(p)
     p.set_defaults(func=run)
 
@@ -34,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from bgbench.train.evaluate import score_run
 
     try:
-        result = score_run(args.run_dir, args.on, args.limit, args.data_root, args.suite)
+        result = score_run(args.run_dir, args.on, args.limit, args.data_root, args.suite,
+                           args.attack_budget)
     except ParameterError as err:
         raise err.for_command_line() from None
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v

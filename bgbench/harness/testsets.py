@@ -176,14 +176,16 @@ class Composites:
 class TestSuite(Composites):
     """A dataset's test images and labels, and every composite asked for so far.
 
-    ``images`` are the raw ``uint8 [N, 28, 28]`` test images and ``labels`` their classes
-    ``[N]`` (kept as int64); composites are built and cached as ``Composites`` builds them.
+    ``images`` are the raw ``uint8 [N, 28, 28]`` test images (or another ``split``'s, such as
+    a training run's validation images) and ``labels`` their classes ``[N]`` (kept as
+    int64); composites are built and cached as ``Composites`` builds them.
     """
 
     __test__ = False  # not a pytest class, despite the name
 
-    def __init__(self, dataset: str, images: np.ndarray, labels: np.ndarray, threads: int = 0):
-        super().__init__(images, threads, name=f"{dataset} test")
+    def __init__(self, dataset: str, images: np.ndarray, labels: np.ndarray, threads: int = 0,
+                 split: str = "test"):
+        super().__init__(images, threads, name=f"{dataset} {split}")
         if labels.shape != (images.shape[0],):
             raise BgbenchError(f"{dataset}: {labels.shape[0]} labels for {images.shape[0]} images")
         self.dataset = dataset

@@ -57,12 +57,44 @@ def extended_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray
     return result
 
 
+def worst_case_accuracy(model: nn.Module, dataset: str, images: np.ndarray,
+                        labels: np.ndarray, budget: int, split: str = "val",
+                        seed: int | None = None) -> dict[str, Any]:
+    """The worst-case search (``bgbench.attack``, budget ``budget``) of ``model`` on
+    ``uint8 [N, 28, 28]`` images of ``split``: ``worst_case_universal``, ``_adaptive``,
+    ``_worst_of_K`` for each K, the universal background's family, and per family
+    ``worst_case_family_NAME`` (right on clean and under every pool member of the family)."""
+    from bgbench.attack.api import attack_predictor
+    from bgbench.attack.search import DEFAULT_SEED
+    from bgbench.harness.testsets import TestSuite
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(batch)).numpy()
+
+    model.eval()
+    suite = TestSuite(dataset, images, labels, split=split)
+    wc = attack_predictor(predict, dataset, budget=budget,
+                          seed=DEFAULT_SEED if seed is None else seed,
+                          suites={dataset: suite}).worst_case
+    out: dict[str, Any] = {"worst_case_budget": budget,
+                           "worst_case_universal": wc.universal_accuracy,
+                           "worst_case_universal_family": wc.universal["family"],
+                           "worst_case_adaptive": wc.adaptive_accuracy}
+    out.update({f"worst_case_worst_of_{k}": wc.accuracy(n) for k, n in wc.worst_of_k.items()})
+    out.update({f"worst_case_family_{name}": wc.accuracy(f["worst_of_pool_n_correct"])
+                for name, f in wc.per_family.items()})
+    return out
+
+
 def score_run(run_dir: str | Path, on: str = "test", limit: int = 0,
-              data_root: str | Path | None = None, suite: str = DEFAULT_SUITE) -> dict[str, Any]:
+              data_root: str | Path | None = None, suite: str = DEFAULT_SUITE,
+              attack_budget: int = 0) -> dict[str, Any]:
     """``background_accuracy`` of a finished run's classifier on its validation images
     (``on="val"``, the split it was trained without) or the test images, first ``limit``
     only if given; with the run, split, method, dataset and image count. ``suite="extended"``
-    adds ``extended_accuracy``."""
+    adds ``extended_accuracy``; ``attack_budget`` above 0 adds ``worst_case_accuracy`` at
+    that budget."""
     from bgbench.data import load_numpy
     from bgbench.train.data import split_indices
     from bgbench.train.run import load_classifier
@@ -74,6 +106,9 @@ def score_run(run_dir: str | Path, on: str = "test", limit: int = 0,
         raise ParameterError(f"`suite` must be one of {', '.join(SUITES)}, got {suite!r}")
     if limit < 0:
         raise ParameterError(f"`limit` must be non-negative (0: all), got {limit}")
+    if attack_budget < 0:
+        raise ParameterError(f"`attack_budget` must be non-negative (0: no search), "
+                             f"got {attack_budget}")
     model, record = load_classifier(run_dir)
     config = RunConfig.from_dict(record)
     if on == "test":
@@ -88,5 +123,8 @@ def score_run(run_dir: str | Path, on: str = "test", limit: int = 0,
     result = background_accuracy(model, images, labels)
     if suite == EXTENDED_SUITE:
         result.update(extended_accuracy(model, images, labels))
+    if attack_budget:
+        result.update(worst_case_accuracy(model, config.dataset, images, labels, attack_budget,
+                                          on))
     return {"run": str(run_dir), "on": on, "method": config.method,
             "dataset": config.dataset, "n": len(labels), **result}

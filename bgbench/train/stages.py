@@ -31,7 +31,7 @@ from bgbench.ops import composite
 from bgbench.train import masks as masklib
 from bgbench.train.accuracy import EVAL_BATCH
 from bgbench.train.bg_mix import draw_mix
-from bgbench.train.config import TrainOptions
+from bgbench.train.config import TrainOptions, train_families
 from bgbench.train.intensity import draw_intensity
 from bgbench.train.meters import Meters
 from bgbench.train.stage_context import Networks, StageContext
@@ -333,7 +333,9 @@ class AdversarialStage:
         u, mix = None, None
         if fb is not None:
             u = c.uniforms(n, size, generator)
-            mix = draw_mix(n, size, generator, o.soft_share, o.grey_share)
+            mix = draw_mix(n, size, generator, o.soft_share, o.grey_share,
+                           family_share=o.family_share, family_candidates=o.family_candidates,
+                           families=train_families(o))
             mix = None if mix is None else mix.rows(rows)
         maps = draw_intensity(n, generator, o.intensity_share)
         maps = None if maps is None else maps.rows(rows)

@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bgbench.ops import area_penalty, composite
-from bgbench.train.bg_mix import BackgroundMix, apply_mix
+from bgbench.train.bg_mix import FAMILY, BackgroundMix, apply_mix
 from bgbench.train.config import TrainOptions
+from bgbench.train.family_backgrounds import hardest
 from bgbench.train.intensity import IntensityMaps
 from bgbench.train.precision import forward
 
@@ -189,6 +190,22 @@ def classifier_backgrounds(fb: nn.Module, z: Tensor, uniforms: Tensor | None,
     return apply_mix(sample_background(soft, uniforms), soft, mix)
 
 
+def _mine_family_rows(f: nn.Module, batch: AdversarialBatch, b: Tensor, precision: str
+                      ) -> Tensor:
+    """``b`` with each family sample's background replaced by its hardest candidate for
+    ``f`` (``family_backgrounds.hardest``)."""
+    mix = batch.mix
+    rows = (mix.kind == FAMILY).nonzero().squeeze(1)
+    if mix.family.shape[0] == 1 or not rows.numel():
+        return b
+    on = rows.to(b.device)
+    candidates = mix.family[:, rows].to(device=b.device, dtype=b.dtype)
+    maps = None if batch.intensity is None else batch.intensity.rows(rows)
+    b = b.clone()
+    b[on] = hardest(f, batch.x[on], batch.y[on], batch.m[on], candidates, maps, precision)
+    return b
+
+
 def adversarial_step(model: nn.Module, f: nn.Module, fb: nn.Module | None,
                      optimizers: list[torch.optim.Optimizer], batch: AdversarialBatch,
                      opts: TrainOptions,
@@ -196,13 +213,16 @@ def adversarial_step(model: nn.Module, f: nn.Module, fb: nn.Module | None,
                      ) -> AdversarialOutcome:
     """Stage 3: a classifier step of ``model`` (``f``, wrapped for DDP or not) on composites
     with ``fb``'s backgrounds sampled and mixed as ``batch`` draws them (or ``batch.z`` as
-    the backgrounds when ``fb`` is None), then one generator step of ``fb`` against ``f`` per
-    ``batch.generator_uniforms`` (``reduce``: the cross-process gradient average)."""
+    the backgrounds when ``fb`` is None; family samples mined for ``f``), then one generator
+    step of ``fb`` against ``f`` per ``batch.generator_uniforms`` (``reduce``: the
+    cross-process gradient average)."""
     if fb is None:
         b = batch.z
     else:
         with torch.no_grad():
             b = classifier_backgrounds(fb, batch.z, batch.uniforms, batch.mix, opts.precision)
+        if batch.mix is not None and batch.mix.family is not None:
+            b = _mine_family_rows(f, batch, b, opts.precision)
     loss, logits, area, bg_mean = adversarial_classifier_step(
         model, optimizers[0], batch.x, batch.y, batch.m, b, batch.intensity, opts.precision)
     gen_ce: Tensor | float = 0.0
