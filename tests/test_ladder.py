@@ -20,19 +20,23 @@ def entry(dataset: str, preset: str, sha: str | None, average: float, clean: flo
             "background_average": average, "accuracy": {"clean": clean}}
 
 
-def test_the_ladder_starts_at_faithful_and_ends_at_full():
-    first, last = LADDER[0], LADDER[-1]
+def test_the_ladder_starts_at_faithful_and_passes_full():
+    first = LADDER[0]
     assert (first.preset, first.changes) == ("faithful", {})
-    assert (last.preset, last.changes) == ("full", {})
+    # The steps past `full` each switch on options `full` leaves at their defaults.
+    at_full = next(i for i, s in enumerate(LADDER) if (s.preset, s.changes) == ("full", {}))
+    beyond = LADDER[at_full + 1:]
+    full = resolve("full").as_dict()
+    assert beyond and all(s.preset == "full" and s.changes for s in beyond)
+    assert all(k not in full or full[k] != v for s in beyond for k, v in s.changes.items())
     # Each step from the faithful preset adds to the one before; the steps from the full
     # preset each switch off fewer of its departures, and the first of them adds the clean
     # share to the last faithful one.
     faithful_steps = [s for s in LADDER if s.preset == "faithful"]
     for before, after in zip(faithful_steps[1:-1], faithful_steps[2:], strict=True):
         assert before.changes.items() <= after.changes.items()
-    full_steps = [s for s in LADDER if s.preset == "full"]
-    assert LADDER == (*faithful_steps, *full_steps)
-    full = resolve("full").as_dict()
+    full_steps = [s for s in LADDER[:at_full + 1] if s.preset == "full"]
+    assert LADDER[:at_full + 1] == (*faithful_steps, *full_steps)
     for before, after in zip(full_steps, full_steps[1:], strict=False):
         assert after.changes.items() < before.changes.items()
         assert all(full[k] != v for k, v in before.changes.items())
@@ -40,6 +44,10 @@ def test_the_ladder_starts_at_faithful_and_ends_at_full():
                if v != resolve("faithful", faithful_steps[-1].changes).as_dict()[k]}
     assert differs == {"clean_fraction"}
     assert len({s.options_sha256() for s in LADDER}) == len(LADDER)
+
+
+def at_full_index() -> int:
+    return next(i for i, s in enumerate(LADDER) if (s.preset, s.changes) == ("full", {}))
 
 
 def test_flags_train_the_step():
@@ -57,7 +65,7 @@ def test_models_match_by_preset_and_options_hash():
     assert LADDER[0].matches(entry("mnist", "faithful", plain, 0.9, 0.9))
     # A model that records no hash belongs to its preset's unchanged step only; `paper` is
     # read as `full`; other methods never match.
-    assert LADDER[-1].matches(entry("mnist", "paper", None, 0.9, 0.9))
+    assert LADDER[at_full_index()].matches(entry("mnist", "paper", None, 0.9, 0.9))
     assert not blocks.matches(entry("mnist", "faithful", None, 0.9, 0.9))
     assert not LADDER[0].matches(entry("mnist", "faithful", plain, 0.9, 0.9, "traditional"))
 
@@ -88,12 +96,32 @@ def test_ladder_table_rows_seed_counts_and_changes():
                entry("mnist", "full", None, 0.98, 0.99)]
     table = ladder_table(entries)
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
-    assert [r[1] for r in rows] == ["2", "1", "0", "0", "0", "1"]
+    assert [r[1] for r in rows] == ["2", "1", "0", "0", "0", "1", "0"]
     assert rows[0][2] == "91.0 ± 1.4" and rows[0][4] == ""
     assert rows[1][2] == "95.0" and rows[1][4] == "+4.0"
     assert rows[2][2] == "–" and rows[3][4] == "–"
     # Only the starting point: no ladder to show.
     assert ladder_table(entries[:2]) is None
+    assert "adaptive" not in table
+
+
+def test_ladder_table_shows_the_worst_case_search_where_models_were_searched():
+    def searched(e: dict, adaptive: float, universal: float, budget: int = 100) -> dict:
+        return {**e, "worst_case": {"budget": budget, "adaptive_accuracy": adaptive,
+                                    "universal_accuracy": universal}}
+
+    beyond = LADDER[-1]
+    full = {**entry("mnist", "full", None, 0.98, 0.99), "sha256": "f" * 64}
+    entries = [full, searched(entry("mnist", "full", beyond.options_sha256(), 0.99, 0.99), 0.9, 0.98),
+               searched(entry("mnist", "full", beyond.options_sha256(), 0.99, 0.99), 0.8, 0.97, 10)]
+    # The full step's model was searched in another results folder (same file).
+    table = ladder_table(entries, [searched(full, 0.6, 0.91)])
+    rows = {r[0]: r for r in ([c.strip() for c in line.strip("|").split("|")]
+                              for line in table.splitlines()[2:])}
+    assert rows[f"{len(LADDER) - 1}. {LADDER[-2].title}"][5:] == ["60.0 (1)", "91.0"]
+    # Only budget-100 searches count.
+    assert rows[f"{len(LADDER)}. {beyond.title}"][5:] == ["90.0 (1)", "98.0"]
+    assert rows[f"1. {LADDER[0].title}"][5:] == ["–", "–"]
 
 
 @pytest.mark.parametrize("step", LADDER, ids=lambda s: s.tag)

@@ -96,7 +96,7 @@ def _markdown(entries: list[dict[str, Any]], docs: list[dict[str, Any]],
     t3 = table3(groups)
     md += [t3 if t3 else "No Fashion-MNIST proposal, true-mask or noise-background model "
            "was evaluated.", ""]
-    tl = ladder_table(ladder_entries)
+    tl = ladder_table(ladder_entries, [e for g in worst_case.groups for e in g.entries])
     if tl:
         from bgbench.ladder import LADDER
 
@@ -105,7 +105,9 @@ def _markdown(entries: list[dict[str, Any]], docs: list[dict[str, Any]],
                "step's models are matched by preset and options hash; *change* is the "
                "difference of the six-background average from the step before (means over "
                "different seed counts where the counts differ: compare it with the seed "
-               "spread).", "", tl, ""]
+               "spread). Where a step's models were searched (`bgbench attack`, budget 100), "
+               "*adaptive* and *universal* are their worst-case accuracies, with the number of "
+               "models searched.", "", tl, ""]
         md += [f"{i}. {step.why}" for i, step in enumerate(LADDER, 1)] + [""]
     te = extended_table(groups)
     if te:

@@ -198,21 +198,34 @@ def _minutes(seconds: list[float]) -> str:
     return low_text if low_text == high_text else f"{low_text}-{high_text}"
 
 
-def ladder_table(entries: list[dict[str, Any]]) -> str | None:
+def ladder_table(entries: list[dict[str, Any]],
+                 searched: list[dict[str, Any]] = ()) -> str | None:
     """The ablation ladder (``bgbench.ladder.LADDER``): per dataset, each step's seed count,
-    six-background average, clean accuracy and change of the average from the step before;
-    None where no step beyond the first has a model."""
+    six-background average, clean accuracy, change of the average from the step before and,
+    where any of its models was searched (its own ``worst_case``, or a ``searched`` entry of
+    the same model file), the adaptive and universal worst-case accuracy at budget 100 (with
+    the count of searched models); None where no step beyond the first has a model."""
+    from bgbench.attack.protocol import DEFAULT_BUDGET
     from bgbench.ladder import LADDER
 
+    by_sha = {e.get("sha256"): e["worst_case"] for e in searched if e.get("worst_case")}
     datasets = [d for d in DATASET_TITLES if any(e["dataset"] == d for e in entries)]
     found = {(s.tag, d): [e for e in entries if e["dataset"] == d and s.matches(e)]
              for s in LADDER for d in datasets}
     if not any(found[(s.tag, d)] for s in LADDER[1:] for d in datasets):
         return None
+
+    def worst_cases(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        cases = [e.get("worst_case") or by_sha.get(e.get("sha256")) for e in models]
+        return [wc for wc in cases if wc and wc.get("budget") == DEFAULT_BUDGET]
+
+    with_search = any(worst_cases(v) for v in found.values())
     header = ["step"]
     for d in datasets:
         title = DATASET_TITLES.get(d, d)
         header += [f"{title} seeds", f"{title} six-bg average", f"{title} clean", "change"]
+        if with_search:
+            header += [f"{title} adaptive (searched)", f"{title} universal"]
     rows, before = [], {}
     for i, step in enumerate(LADDER, 1):
         row = [f"{i}. {step.title}"]
@@ -221,6 +234,12 @@ def ladder_table(entries: list[dict[str, Any]]) -> str | None:
             clean = [100 * e["accuracy"]["clean"] for e in found[(step.tag, d)]]
             change = _diff(average, before.get(d)) if i > 1 else ""
             row += [str(len(average)), mean_sd(average), mean_sd(clean), change]
+            if with_search:
+                cases = worst_cases(found[(step.tag, d)])
+                adaptive = [100 * wc["adaptive_accuracy"] for wc in cases]
+                universal = [100 * wc["universal_accuracy"] for wc in cases]
+                row += [f"{mean_sd(adaptive)} ({len(cases)})" if cases else mean_sd(adaptive),
+                        mean_sd(universal)]
             before[d] = statistics.mean(average) if average else None
         rows.append(row)
     return markdown_table(header, rows)
