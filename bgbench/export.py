@@ -176,7 +176,7 @@ def run_provenance(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     """What the model's metadata records about its training run (``config.json`` and
     ``done.json``); an item the run did not record is None and left out of the metadata."""
     from bgbench.provenance import options_sha256
-    from bgbench.train.config import UNRECORDED_AT, TrainOptions
+    from bgbench.train.config import UNRECORDED_AT
 
     done_path = run_dir / "done.json"
     try:
@@ -188,11 +188,14 @@ def run_provenance(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
             "train_commit": config.get("git_commit"),
             "train_seconds": done.get("train_seconds"), "train_device": config.get("device"),
             "precision": config["options"].get("precision", UNRECORDED_AT["precision"]),
-            "trained_families": _trained_families(TrainOptions.from_dict(config["options"]))}
+            "trained_families": _trained_families(config["options"])}
 
 
-def _trained_families(opts: Any) -> str | None:
-    """The threat-model families stage 3 drew (comma-separated), or None without them."""
-    from bgbench.train.config import train_families
+def _trained_families(options: dict[str, Any]) -> str | None:
+    """The threat-model families stage 3 drew (comma-separated, as recorded), or None
+    without a family share."""
+    from bgbench.train.config import UNRECORDED_AT
 
-    return ",".join(train_families(opts)) if opts.family_share > 0 else None
+    if not options.get("family_share", UNRECORDED_AT["family_share"]):
+        return None
+    return options.get("train_families", UNRECORDED_AT["train_families"])

@@ -168,6 +168,17 @@ def test_export_run_records_the_training_provenance(tmp_path, monkeypatch):
     assert props["bgbench.train_device"] == "cpu" and props["bgbench.run"] == "run-a"
     assert props["bgbench.options_sha256"] == options_sha256({"batch_size": 128, "lr": 0.001})
     assert props["bgbench.options_sha256"] != options_sha256({"batch_size": 64, "lr": 0.001})
+    # No family share: no trained families recorded.
+    assert "bgbench.trained_families" not in props
+
+
+def test_run_provenance_names_the_families_stage_3_drew():
+    from bgbench.export import _trained_families
+
+    assert _trained_families({"family_share": 0.3}) == "stripes,board,circles,noise"
+    assert _trained_families({"family_share": 0.3, "train_families": "grey"}) == "grey"
+    assert _trained_families({"family_share": 0.0, "train_families": "grey"}) is None
+    assert _trained_families({}) is None
 
 
 def test_options_hash_is_canonical():
