@@ -117,3 +117,11 @@ LADDER: tuple[Step, ...] = (
          "are never drawn, so the search's figures on them (and the paper's border and "
          "clock) measure generalisation.", {"family_share": 0.3, "family_candidates": 4}),
 )
+
+
+def past_full() -> tuple[Step, ...]:
+    """The steps after ``full``'s own (new training options): ``scripts/publish_results.sh``
+    searches their models as well (``bgbench attack``, budget 100) and publishes them in
+    ``results/ladder-searched/``."""
+    at_full = next(i for i, s in enumerate(LADDER) if (s.preset, s.changes) == ("full", {}))
+    return LADDER[at_full + 1:]

@@ -44,13 +44,28 @@ for run in "$ladder"/runs/*/; do
   model="$ladder/models/$(basename "$run").onnx"
   [ -f "$model" ] || $bgbench export "$run" --out "$model"
 done
-$bgbench eval "$ladder"/models/*.onnx --noise-sweep --suite extended --out "$ladder/results" \
-  --force
+# The steps up to `full` are evaluated together; the models of the steps past it (new
+# training options) are evaluated and searched (budget 100), and published on their own.
+past=" $(.venv/bin/python -c "from bgbench.ladder import past_full
+print(' '.join(s.tag for s in past_full()))") "
+up_to_full=(); searched_ladder=()
+for model in "$ladder"/models/*.onnx; do
+  name=$(basename "$model" .onnx); tag=${name%-seed*}; tag=${tag##*-proposal-}
+  if [[ "$past" != *" $tag "* ]]; then up_to_full+=("$model"); continue; fi
+  [ -f "$ladder/evals/$name/results.json" ] || $bgbench eval "$model" --noise-sweep \
+    --suite extended --out "$ladder/evals/$name" --quiet
+  [ -f "$ladder/attacks/$name/results.json" ] || $bgbench attack "$model" --budget 100 \
+    --out "$ladder/attacks/$name" --quiet
+  searched_ladder+=("$ladder/evals/$name" "$ladder/attacks/$name")
+done
+$bgbench eval "${up_to_full[@]}" --noise-sweep --suite extended --out "$ladder/results" --force
+$bgbench merge "${searched_ladder[@]}" --out "$ladder/searched" --force
 
-mkdir -p results/models results/faithful results/ladder results/worst-case
+mkdir -p results/models results/faithful results/ladder results/ladder-searched results/worst-case
 cp "$work"/results/results.json "$work"/results/results.csv results/
 cp "$faithful"/results/results.json "$faithful"/results/results.csv results/faithful/
 cp "$ladder"/results/results.json "$ladder"/results/results.csv results/ladder/
+cp "$ladder"/searched/results.json "$ladder"/searched/results.csv results/ladder-searched/
 for dataset in mnist fashion-mnist; do
   for method in proposal traditional; do
     cp "$work/models/$dataset-$method-seed0.onnx" results/models/
@@ -68,6 +83,7 @@ for model in results/models/*.onnx; do
 done
 $bgbench merge "$searched"/evals/* "$searched"/attacks/* --out results/worst-case --force
 # `results`, not a path to it: the report names its results directories as given.
-$bgbench report results results/faithful results/worst-case --ladder results/ladder \
+$bgbench report results results/faithful results/worst-case \
+  --ladder results/ladder results/ladder-searched \
   --worst-case results/worst-case --runs "$work/runs" "$faithful/runs" \
   --out results/report.md --force --readme README.md

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bgbench.ladder import LADDER, METHOD
+from bgbench.ladder import LADDER, METHOD, past_full
 from bgbench.provenance import options_sha256
 from bgbench.report.tables import ladder_table
 from bgbench.train.config import resolve
@@ -28,6 +28,7 @@ def test_the_ladder_starts_at_faithful_and_passes_full():
     beyond = LADDER[at_full + 1:]
     full = resolve("full").as_dict()
     assert beyond and all(s.preset == "full" and s.changes for s in beyond)
+    assert past_full() == beyond
     assert all(k not in full or full[k] != v for s in beyond for k, v in s.changes.items())
     # Each step from the faithful preset adds to the one before; the steps from the full
     # preset each switch off fewer of its departures, and the first of them adds the clean

@@ -47,7 +47,8 @@ WORST_CASE_DIRS = [d for d in (Path("results/worst-case"),)
                    if (ROOT / d / "results.json").is_file()]
 RESULT_DIRS = [d for d in (Path("results"), Path("results/faithful"))
                if (ROOT / d / "results.json").is_file()] + WORST_CASE_DIRS
-LADDER_DIRS = [d for d in (Path("results/ladder"),) if (ROOT / d / "results.json").is_file()]
+LADDER_DIRS = [d for d in (Path("results/ladder"), Path("results/ladder-searched"))
+               if (ROOT / d / "results.json").is_file()]
 REPORT_COMMAND = (f"bgbench report {' '.join(map(str, RESULT_DIRS))}"
                   + (f" --ladder {' '.join(map(str, LADDER_DIRS))}" if LADDER_DIRS else "")
                   + (f" --worst-case {' '.join(map(str, WORST_CASE_DIRS))}"
