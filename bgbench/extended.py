@@ -15,16 +15,16 @@ ignores it.
 Every output is quantised to bytes (real images are 8-bit) by one rule: round half up,
 ``floor(255 * v + 0.5)`` of the real value ``v`` in [0, 1], clipped to 0..255. The photometric
 sets are computed in exact integer arithmetic, so the rule holds exactly even where ``255 * v``
-is a half (a shift of 0.3 puts every unclipped pixel at ``x + 76.5`` bytes); the background
-fields are computed in float64 and quantised by ``quantise``, exact for the grey levels and the
-ramps (no value is within rounding error of a half) and for smooth noise up to float64
-rounding.
+is a half (a shift of 0.3 puts every unclipped pixel at ``x + 76.5`` bytes; shot noise's
+``count / 12`` is exact too); the background fields are computed in float64 and quantised by
+``quantise``, exact for the grey levels and the ramps (no value is within rounding error of a
+half) and for smooth noise up to float64 rounding.
 
 Determinism: nothing depends on ``N`` or on how a set is cut into batches. The smooth-noise
-backgrounds draw one pattern per image from a generator seeded by the image's index in the
-data set, ``first_index + i`` for ``images[i]``; a caller that builds a set in batches passes
-each batch's offset as ``first_index``. ``docs/extended-suite.md`` gives every definition and
-why it is there.
+backgrounds and the shot-noise counts are drawn per image from a generator seeded by the
+image's index in the data set, ``first_index + i`` for ``images[i]``; a caller that builds a
+set in batches passes each batch's offset as ``first_index``. ``docs/extended-suite.md`` gives
+every definition and why it is there.
 """
 
 from __future__ import annotations
@@ -45,6 +45,10 @@ SMOOTH_GRIDS: tuple[int, ...] = (4, 8)
 BRIGHTNESS_SHIFT = Fraction(3, 10)
 CONTRAST_FACTOR = Fraction(3, 10)
 HAZE_TRANSMISSION = Fraction(1, 2)
+# Shot noise: photons counted at a pixel of value 1 (ImageNet-C's middle severity), and the
+# first entry of each image's RandomState seed, so its stream is no other set's.
+SHOT_NOISE_PHOTONS = 12
+SHOT_NOISE_SEED = 5407
 
 ExtendedSet = Callable[..., np.ndarray]
 
@@ -156,6 +160,26 @@ def haze(images: np.ndarray, object_mask: np.ndarray, *, first_index: int = 0) -
     return _round_half_up(a * images.astype(np.int64) + 255 * (b - a), b)
 
 
+def shot_noise(images: np.ndarray, object_mask: np.ndarray, *, first_index: int = 0
+               ) -> np.ndarray:
+    """Photometric: shot noise, ``Poisson(12 x) / 12`` per pixel (seeded by the image index).
+
+    Signal-dependent: a pixel's noise grows with its value and a black pixel stays black. Image
+    ``k`` draws its counts from ``numpy.random.RandomState([SHOT_NOISE_SEED, k]).poisson``;
+    ``count / 12`` is quantised in exact integer arithmetic.
+    """
+    c = SHOT_NOISE_PHOTONS
+    rates = images.astype(np.float64) * (c / 255.0)
+    counts = np.empty(images.shape, dtype=np.int64)
+    # One generator re-seeded per image, as in smooth_fields.
+    rng = np.random.RandomState()
+    for i in range(images.shape[0]):
+        rng.seed([SHOT_NOISE_SEED, first_index + i])
+        counts[i] = rng.poisson(rates[i])
+    # 255 * count / c, in bytes.
+    return _round_half_up(255 * counts, c)
+
+
 EXTENDED: dict[str, ExtendedSet] = {
     **{f"grey-{level}": _grey(level) for level in GREY_LEVELS},
     "gradient-h": gradient_h,
@@ -164,8 +188,9 @@ EXTENDED: dict[str, ExtendedSet] = {
     "brightness": brightness,
     "contrast": contrast,
     "haze": haze,
+    "shot-noise": shot_noise,
 }
-PHOTOMETRIC_SETS: tuple[str, ...] = ("brightness", "contrast", "haze")
+PHOTOMETRIC_SETS: tuple[str, ...] = ("brightness", "contrast", "haze", "shot-noise")
 BACKGROUND_SETS: tuple[str, ...] = tuple(n for n in EXTENDED if n not in PHOTOMETRIC_SETS)
 NAMES: tuple[str, ...] = tuple(EXTENDED)
 

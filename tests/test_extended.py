@@ -23,6 +23,7 @@ CHECKSUMS = {
     ("brightness", 32): "aa9153a5303bbe66",
     ("contrast", 32): "afd4876c6580fe7e",
     ("haze", 32): "801b3af0c122e3e9",
+    ("shot-noise", 32): "a80c20a6d8780660",
     ("grey-0.25", 28): "dabfe4c94c06ce46",
     ("grey-0.5", 28): "5b434dc68563534b",
     ("grey-0.75", 28): "472968d945a812d1",
@@ -33,6 +34,7 @@ CHECKSUMS = {
     ("brightness", 28): "8ef18c098e7ef9fb",
     ("contrast", 28): "a4c10034dd7aaba2",
     ("haze", 28): "aea7057f6ccddb8c",
+    ("shot-noise", 28): "9a1dd9a5d1c64ec9",
 }
 SIZES = (32, 28)
 
@@ -58,9 +60,9 @@ def build(name: str, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_names_and_kinds_in_order():
     assert E.NAMES == ("grey-0.25", "grey-0.5", "grey-0.75", "gradient-h", "gradient-v",
-                       "smooth-4", "smooth-8", "brightness", "contrast", "haze")
+                       "smooth-4", "smooth-8", "brightness", "contrast", "haze", "shot-noise")
     assert E.BACKGROUND_SETS == E.NAMES[:7] and E.PHOTOMETRIC_SETS == E.NAMES[7:]
-    assert [E.kind(n) for n in E.NAMES] == [E.BACKGROUND] * 7 + [E.PHOTOMETRIC] * 3
+    assert [E.kind(n) for n in E.NAMES] == [E.BACKGROUND] * 7 + [E.PHOTOMETRIC] * 4
     assert all(E.definition(n) for n in E.NAMES)
 
 
@@ -179,7 +181,27 @@ def test_photometric_sets_change_the_whole_image_whatever_the_mask(name):
     a = E.extended_test_set(name, images, np.zeros(images.shape, bool))
     b = E.extended_test_set(name, images, np.ones(images.shape, bool))
     assert np.array_equal(a, b)
-    assert (a[3] != images[3]).mean() > 0.9
+    # Shot noise keeps black pixels black, so the share is taken over the lit ones.
+    lit = images[3] > 0
+    assert (a[3] != images[3])[lit].mean() > 0.9
+
+
+def test_shot_noise_follows_the_pixel_value():
+    levels = np.array([0, 64, 128], np.uint8)
+    images = np.repeat(levels, 64 * 64).reshape(3 * 64, 8, 8)
+    out = E.extended_test_set("shot-noise", images, np.zeros(images.shape, bool))
+    by_level = out.reshape(3, -1).astype(np.float64) / 255
+    x = levels / 255
+    c = E.SHOT_NOISE_PHOTONS
+    assert (by_level[0] == 0).all()
+    # Poisson(c x) / c: unbiased, variance x / c (no clipping this far below 1).
+    np.testing.assert_allclose(by_level[1:].mean(1), x[1:], rtol=0.02)
+    np.testing.assert_allclose(by_level[1:].var(1), x[1:] / c, rtol=0.05)
+    # Every output is a photon count over c, quantised.
+    assert set(np.unique(out)) <= {min(255, int(np.floor(255 * k / c + 0.5))) for k in range(256)}
+    shifted = E.extended_test_set("shot-noise", images[5:9], np.zeros((4, 8, 8), bool),
+                                  first_index=5)
+    assert np.array_equal(shifted, out[5:9])
 
 
 @pytest.mark.parametrize("name", E.NAMES)
@@ -225,7 +247,7 @@ def test_extended_gallery(tmp_path):
     samples = {"synthetic": fixed_images(28)[:2]}
     rows, columns, tiles = extended_gallery_grid(samples)
     assert rows == ["blank", "synthetic #0", "synthetic #1"]
-    assert columns == ["clean", *E.NAMES] and tiles.shape == (3, 11, 32, 32)
+    assert columns == ["clean", *E.NAMES] and tiles.shape == (3, 1 + len(E.NAMES), 32, 32)
     padded = np.pad(samples["synthetic"], ((0, 0), (2, 2), (2, 2)))
     expected = E.extended_test_set("haze", padded, foreground(padded))[1] / np.float32(255)
     assert np.array_equal(tiles[2, columns.index("haze")], expected)

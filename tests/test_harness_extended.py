@@ -249,7 +249,7 @@ def test_eval_cli_suite_extended(tmp_path, monkeypatch, capsys):
     assert (entry["input_size"], entry["input"]["layout"]) == (28, "nhwc")
     assert "Extended suite" in printed
     rows = list(csv.DictReader(io.StringIO((out / "results.csv").read_text())))
-    assert [r["suite"] for r in rows] == ["paper"] * len(PAPER_SETS) + ["extended"] * 10
+    assert [r["suite"] for r in rows] == ["paper"] * len(PAPER_SETS) + ["extended"] * len(ext.NAMES)
     with pytest.raises(SystemExit) as exit_info:
         main(["eval", model, "--suite", "imagenet-c", "--out", str(tmp_path / "x")])
     assert exit_info.value.code == 2

@@ -329,6 +329,31 @@ def test_extended_suite_table_over_seeds(tmp_path):
     assert "## Extended suite" not in report_markdown([tmp_path / "p"])
 
 
+def test_extended_table_counts_models_a_set_is_missing_from():
+    from bgbench.extended import BACKGROUND_SETS, NAMES, PHOTOMETRIC_SETS
+    from bgbench.report.grouping import Group
+    from bgbench.report.readme import readme_extended
+
+    def entry(accuracy: dict[str, float]) -> dict:
+        photometric = [accuracy[n] for n in PHOTOMETRIC_SETS if n in accuracy]
+        return {"accuracy": {"clean": 0.9}, "extended_accuracy": accuracy,
+                "extended_background_average": 0.8,
+                "extended_photometric_average": sum(photometric) / len(photometric)}
+
+    full = entry({n: 0.8 for n in NAMES})
+    # A result made before the last photometric set joined the suite.
+    older = entry({n: 0.6 for n in NAMES[:-1]})
+    groups = [Group("mnist", "proposal", "full", [full, older])]
+    [row] = [line for line in extended_table(groups).splitlines() if "Proposal" in line]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "MNIST Proposal (2 models)"
+    assert cells[1] == "70.0 ± 14.1"
+    assert cells[1 + len(BACKGROUND_SETS) + len(PHOTOMETRIC_SETS)] == "80.0 (1)"
+    # The photometric average is the complete model's alone, and says so.
+    assert cells[-1] == "80.0 (1)"
+    assert "80.0 (1)" in readme_extended(groups)
+
+
 def test_extended_comparison_names_each_set_where_the_proposal_is_below():
     from bgbench.extended import NAMES
     from bgbench.report.grouping import Group
@@ -349,7 +374,7 @@ def test_extended_comparison_names_each_set_where_the_proposal_is_below():
                     "contrast (98.0 vs 98.5)")
     traditional.entries = [entry({"contrast": 0.97})]
     assert text != extended_comparison([traditional, proposal])
-    assert "at or above traditional training's on all 10 extended sets" in \
+    assert f"at or above traditional training's on all {len(NAMES)} extended sets" in \
         extended_comparison([traditional, proposal])
     # Another preset's traditional model is not the comparison.
     traditional.preset = "quick"

@@ -40,13 +40,28 @@ class Group:
                 out.append(100 * value)
         return out
 
+    @property
+    def n_extended(self) -> int:
+        """The models evaluated with the extended suite."""
+        return sum(1 for e in self.entries if e.get("extended_accuracy"))
+
     def extended(self, key: str) -> list[float]:
         """Percentages of an extended-suite set (or ``background_average`` /
-        ``photometric_average``), one per model evaluated with ``--suite extended``."""
+        ``photometric_average``), one per model evaluated with it; an average only from the
+        models evaluated on every set it averages (a result made before a set joined the
+        suite lacks that set)."""
+        from bgbench.extended import BACKGROUND_SETS, PHOTOMETRIC_SETS
+
+        averaged = {"background_average": BACKGROUND_SETS,
+                    "photometric_average": PHOTOMETRIC_SETS}.get(key)
         out = []
         for e in self.entries:
-            value = (e.get(f"extended_{key}") if key.endswith("_average")
-                     else (e.get("extended_accuracy") or {}).get(key))
+            accuracy = e.get("extended_accuracy") or {}
+            if averaged is None:
+                value = accuracy.get(key)
+            else:
+                value = (e.get(f"extended_{key}") if all(n in accuracy for n in averaged)
+                         else None)
             if value is not None:
                 out.append(100 * value)
         return out

@@ -113,8 +113,11 @@ def _markdown(entries: list[dict[str, Any]], docs: list[dict[str, Any]],
     if te:
         md += ["## Extended suite: grey, smooth and photometric test sets", "",
                "bgbench's own test sets, not the paper's (docs/extended-suite.md): constant grey "
-               "levels, ramps and smooth noise behind the object, then brightness, contrast and "
-               "haze over the whole image.", "", te, ""]
+               "levels, ramps and smooth noise behind the object, then brightness, contrast, "
+               "haze and shot noise over the whole image. A cell from fewer of the row's models "
+               "than all (results made before its set joined the suite) gives their number in "
+               "brackets; an average is over the models evaluated on all of its sets.", "", te,
+               ""]
         comparison = extended_comparison(groups)
         if comparison:
             md += ["Proposal against traditional training, set by set (means over seeds):", "",

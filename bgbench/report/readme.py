@@ -11,7 +11,7 @@ from bgbench.errors import BgbenchError
 from bgbench.fileio import write_text
 from bgbench.report.grouping import Group, WorstCaseResults, group_entries, group_title, load_entries, mean_sd
 from bgbench.report.paper import DATASET_TITLES, paper_average
-from bgbench.report.tables import extended_comparison, wall_times
+from bgbench.report.tables import extended_comparison, mean_sd_of, wall_times
 from bgbench.tables import MISSING, markdown_table
 
 # The README's generated results (table and wall times) sit between these two lines.
@@ -40,9 +40,10 @@ def readme_extended(groups: list[Group]) -> str | None:
             if g is None or not g.extended("background_average"):
                 row += [MISSING] * 3
                 continue
-            worst = min(NAMES, key=lambda name: statistics.fmean(g.extended(name)))
-            row += [mean_sd(g.extended("background_average")),
-                    mean_sd(g.extended("photometric_average")),
+            worst = min((n for n in NAMES if g.extended(n)),
+                        key=lambda name: statistics.fmean(g.extended(name)))
+            row += [mean_sd_of(g.extended("background_average"), g.n_extended),
+                    mean_sd_of(g.extended("photometric_average"), g.n_extended),
                     f"{worst} {statistics.fmean(g.extended(worst)):.1f}"]
         rows.append(row)
     if not rows:

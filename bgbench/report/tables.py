@@ -88,16 +88,22 @@ def extended_table(groups: list[Group]) -> str | None:
     cols = [*BACKGROUND_SETS, "background_average", *PHOTOMETRIC_SETS, "photometric_average"]
     rows = []
     for g in groups:
-        n = len(g.extended("background_average"))
+        n = g.n_extended
         if n:
             rows.append([f"{DATASET_TITLES.get(g.dataset, g.dataset)} "
                          f"{group_title(g, groups)} ({n} model{'s' * (n > 1)})"]
-                        + [mean_sd(g.extended(c)) for c in cols])
+                        + [mean_sd_of(g.extended(c), n) for c in cols])
     if not rows:
         return None
     header = ["model", *BACKGROUND_SETS, "background average", *PHOTOMETRIC_SETS,
               "photometric average"]
     return markdown_table(header, rows)
+
+
+def mean_sd_of(values: list[float], n: int) -> str:
+    """``mean_sd`` of ``values``, with their count where fewer than the row's ``n`` models."""
+    cell = mean_sd(values)
+    return cell if len(values) in (0, n) else f"{cell} ({len(values)})"
 
 
 def extended_comparison(groups: list[Group]) -> str | None:
