@@ -1,13 +1,18 @@
 """Stage 3's family backgrounds: admissible members of the named families, the hardest of K
-per image, and nothing drawn (the same runs as before) when the share is 0."""
+per image refined by local moves, and nothing drawn (the same runs as before) when the share
+is 0."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bgbench.attack import families as fams
 from bgbench.errors import ParameterError
 from bgbench.train import bg_mix as M
 from bgbench.train import family_backgrounds as FB
@@ -17,8 +22,20 @@ from bgbench.train.steps import AdversarialBatch, _mine_family_rows
 
 def test_candidates_are_admissible_members_only_where_chosen():
     chosen = torch.arange(50) % 3 == 0
-    out = FB.draw_candidates(chosen, 32, torch.Generator().manual_seed(0), 3, ("stripes", "noise"))
+    drawn_all = FB.draw_candidates(chosen, 32, torch.Generator().manual_seed(0), 3,
+                                   ("stripes", "noise"))
+    out = drawn_all.backgrounds
     assert out.shape == (3, 50, 1, 32, 32)
+    # Each candidate's family and parameters draw its background, as the attack draws them.
+    named = {fams.NAMES.index("stripes"), fams.NAMES.index("noise")}
+    assert set(drawn_all.family[:, chosen.numpy()].ravel()) <= named
+    assert (drawn_all.family[:, ~chosen.numpy()] == -1).all()
+    for k, i in ((0, 0), (2, 3)):
+        fam = fams.NAMES[drawn_all.family[k, i]]
+        p = drawn_all.params[k, i, :len(fams.FAMILIES[fam].params)]
+        expected = fams.draw_bytes(fam, p[None], 32)[0]
+        assert torch.equal(out[k, i, 0], torch.from_numpy(expected).float() / 255)
+    assert drawn_all.move_keys.shape == (0, 50)
     assert torch.equal(out[:, ~chosen], torch.zeros_like(out[:, ~chosen]))
     drawn = out[:, chosen]
     assert drawn.min() >= 0 and drawn.max() <= 1
@@ -31,7 +48,8 @@ def test_candidates_are_admissible_members_only_where_chosen():
 
 def test_candidates_come_from_the_named_families():
     chosen = torch.ones(40, dtype=torch.bool)
-    grey = FB.draw_candidates(chosen, 32, torch.Generator().manual_seed(1), 2, ("grey",))
+    grey = FB.draw_candidates(chosen, 32, torch.Generator().manual_seed(1), 2,
+                              ("grey",)).backgrounds
     flat = grey.flatten(2)
     assert torch.equal(flat.amax(2), flat.amin(2))  # constant levels only
     assert len(torch.unique(flat[..., 0])) > 10
@@ -39,10 +57,18 @@ def test_candidates_come_from_the_named_families():
 
 def test_candidates_are_seeded():
     chosen = torch.rand(64, generator=torch.Generator().manual_seed(2)) < 0.5
-    a = FB.draw_candidates(chosen, 32, torch.Generator().manual_seed(3), 4, DEFAULT_TRAIN_FAMILIES)
-    b = FB.draw_candidates(chosen, 32, torch.Generator().manual_seed(3), 4, DEFAULT_TRAIN_FAMILIES)
-    c = FB.draw_candidates(chosen, 32, torch.Generator().manual_seed(4), 4, DEFAULT_TRAIN_FAMILIES)
+    def draw(seed: int, moves: int = 0) -> FB.Candidates:
+        return FB.draw_candidates(chosen, 32, torch.Generator().manual_seed(seed), 4,
+                                  DEFAULT_TRAIN_FAMILIES, moves)
+
+    a, b, c = draw(3).backgrounds, draw(3).backgrounds, draw(4).backgrounds
     assert torch.equal(a, b) and not torch.equal(a, c)
+    # Move keys are drawn after the members: the members do not change with them.
+    moved = draw(3, moves=2)
+    assert torch.equal(moved.backgrounds, a) and moved.move_keys.shape == (2, 64)
+    assert np.array_equal(moved.move_keys, draw(3, moves=2).move_keys)
+    with pytest.raises(ValueError, match="moves"):
+        draw(3, moves=-1)
 
 
 class MeanScorer(nn.Module):
@@ -61,13 +87,51 @@ def test_hardest_is_the_highest_cross_entropy_candidate():
     m = (torch.rand(n, 1, 32, 32, generator=g) < 0.3).float()
     y = torch.zeros(n, dtype=torch.long)
     candidates = torch.rand(k, n, 1, 32, 32, generator=g) * torch.rand(k, n, 1, 1, 1, generator=g)
-    out = FB.hardest(MeanScorer(), x, y, m, candidates)
+    out = FB.hardest(MeanScorer(), x, y, m, unmoved(candidates))
     f = MeanScorer()
     for i in range(n):
         losses = [F.cross_entropy(f((m[i] * x[i] + (1 - m[i]) * candidates[j, i])[None]), y[i:i + 1])
                   for j in range(k)]
         assert torch.equal(out[i], candidates[int(torch.stack(losses).argmax()), i])
-    assert torch.equal(FB.hardest(f, x, y, m, candidates[:1]), candidates[0])
+    assert torch.equal(FB.hardest(f, x, y, m, unmoved(candidates[:1])), candidates[0])
+
+
+def unmoved(backgrounds: torch.Tensor) -> FB.Candidates:
+    """Candidates of these backgrounds, no moves (their family and parameters unused)."""
+    k, n = backgrounds.shape[:2]
+    return FB.Candidates(backgrounds, np.zeros((k, n), np.int64),
+                         np.zeros((k, n, fams.MAX_PARAMS), np.int64), np.zeros((0, n), np.uint64))
+
+
+def test_moves_keep_only_what_raises_the_cross_entropy():
+    g = torch.Generator().manual_seed(9)
+    n = 40
+    x = torch.rand(n, 1, 32, 32, generator=g)
+    m = (torch.rand(n, 1, 32, 32, generator=g) < 0.3).float()
+    y = torch.zeros(n, dtype=torch.long)
+    chosen = torch.ones(n, dtype=torch.bool)
+    families = ("stripes", "board", "grey")
+    start = FB.draw_candidates(chosen, 32, torch.Generator().manual_seed(10), 2, families)
+    moved = FB.draw_candidates(chosen, 32, torch.Generator().manual_seed(10), 2, families, 6)
+    f = MeanScorer()
+
+    def loss(b: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(f(m * x + (1 - m) * b), y, reduction="none")
+
+    before, after = FB.hardest(f, x, y, m, start), FB.hardest(f, x, y, m, moved)
+    assert (loss(after) >= loss(before)).all() and (loss(after) > loss(before)).any()
+    # Still members of the threat model: bytes, mean at most half.
+    bytes_ = after * 255
+    assert torch.equal(bytes_, bytes_.round()) and (bytes_.mean(dim=(1, 2, 3)) <= 127.5).all()
+    # One move from the hardest, kept only where it beats it (by hand for the first image).
+    best = int(torch.stack([loss(b)[0] for b in start.backgrounds[:, :1]]).argmax())
+    parent = FB.members.Members(start.family[best, :1], start.params[best, :1],
+                                (start.backgrounds[best, :1, 0] * 255).to(torch.uint8).numpy())
+    child = FB.members.move(parent, moved.move_keys[0, :1], 32)
+    one = FB.Candidates(moved.backgrounds, moved.family, moved.params, moved.move_keys[:1])
+    child_b = torch.from_numpy(child.bytes).float()[:, None] / 255
+    kept = child_b if loss(child_b[:1].expand(n, -1, -1, -1))[0] > loss(before)[0] else before[:1]
+    assert torch.equal(FB.hardest(f, x, y, m, one)[:1], kept)
 
 
 def test_no_family_share_draws_as_before():
@@ -90,9 +154,10 @@ def test_family_share_takes_from_the_binary_backgrounds():
     binary = torch.zeros(n, 1, 32, 32)
     out = M.apply_mix(binary, torch.ones(n, 1, 32, 32), mix)
     rows = mix.kind == M.FAMILY
-    assert torch.equal(out[rows], mix.family[0, rows])
+    assert torch.equal(out[rows], mix.family.backgrounds[0, rows])
     shard = mix.rows(slice(10, 20))
-    assert torch.equal(shard.family, mix.family[:, 10:20])
+    assert torch.equal(shard.family.backgrounds, mix.family.backgrounds[:, 10:20])
+    assert np.array_equal(shard.family.params, mix.family.params[:, 10:20])
     with pytest.raises(ValueError, match="family_share"):
         M.draw_mix(4, 32, torch.Generator(), 0.5, 0.3, family_share=0.3)
 
@@ -110,10 +175,10 @@ def test_stage3_step_shows_each_family_sample_its_hardest_candidate():
     out = _mine_family_rows(MeanScorer(), batch, b, "fp32")
     rows = mix.kind == M.FAMILY
     assert torch.equal(out[~rows], b[~rows])
-    expected = FB.hardest(MeanScorer(), x[rows], y[rows], m[rows], mix.family[:, rows])
+    expected = FB.hardest(MeanScorer(), x[rows], y[rows], m[rows], mix.family.rows(rows))
     assert torch.equal(out[rows], expected)
     # Darkness scores class 0, so the hardest candidate is the brightest.
-    means = mix.family[:, rows].mean(dim=(2, 3, 4))
+    means = mix.family.backgrounds[:, rows].mean(dim=(2, 3, 4))
     assert torch.equal(out[rows].mean(dim=(1, 2, 3)), means.amax(0))
 
 
@@ -130,8 +195,29 @@ def test_options_check_the_families_and_the_shares():
 
 def test_off_at_the_defaults_so_recorded_configs_are_unchanged():
     recorded = resolve("full").as_dict()
-    assert not {"family_share", "family_candidates", "train_families"} & set(recorded)
+    assert not {"family_share", "family_candidates", "family_moves",
+                "train_families"} & set(recorded)
     assert TrainOptions.from_dict(recorded) == resolve("full")
     on = resolve("full", {"family_share": 0.3, "family_candidates": 4}).as_dict()
     assert on["family_share"] == 0.3 and on["family_candidates"] == 4
     assert TrainOptions.from_dict(on).family_share == 0.3
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_run_with_mined_and_moved_family_backgrounds_trains_and_repeats(tmp_path):
+    from bgbench.train import make_config, train
+    from bgbench.train.data import synthetic
+
+    tiny = {"epochs": 1, "mask_epochs": 1, "adv_epochs": 1, "batch_size": 32, "val_size": 64,
+            "unet_width": 4, "gen_width": 8, "family_share": 0.5, "family_candidates": 2,
+            "family_moves": 2}
+    data = synthetic(160, seed=0)
+    config = make_config("synthetic", "proposal", "quick", seed=0, overrides=tiny)
+    assert config.options.family_moves == 2
+    for run in ("a", "b"):
+        train(config, tmp_path / run, quiet=True, tensors=data)
+    a = torch.load(tmp_path / "a" / "classifier.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "classifier.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    recorded = json.loads((tmp_path / "a" / "config.json").read_text())["options"]
+    assert (recorded["family_share"], recorded["family_moves"]) == (0.5, 2)

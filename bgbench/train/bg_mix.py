@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bgbench.train.config import DEFAULT_TRAIN_FAMILIES
-from bgbench.train.family_backgrounds import draw_candidates
+from bgbench.train.family_backgrounds import Candidates, draw_candidates
 
 BINARY, SOFT, GREY, FAMILY = 0, 1, 2, 3
 GREY_GRIDS: tuple[int, ...] = (1, 2, 4, 8)
@@ -34,23 +34,24 @@ GREY_GRIDS: tuple[int, ...] = (1, 2, 4, 8)
 class BackgroundMix:
     """One draw of the mix for ``n`` samples: ``kind [n]`` (``BINARY``, ``SOFT``, ``GREY``
     or ``FAMILY``), the grey fields ``[n, 1, S, S]`` (used where ``kind`` is ``GREY``) and,
-    with a family share, the family candidates ``[K, n, 1, S, S]`` (used where it is
-    ``FAMILY``: the first, or the hardest with ``family_backgrounds.hardest``)."""
+    with a family share, the family candidates (used where it is ``FAMILY``: the first, or
+    the hardest with ``family_backgrounds.hardest``)."""
 
     kind: Tensor
     grey: Tensor
-    family: Tensor | None = None
+    family: Candidates | None = None
 
     def rows(self, index: Tensor | slice) -> BackgroundMix:
         """The draw of the selected samples (e.g. one process's shard of a global batch)."""
-        family = None if self.family is None else self.family[:, index]
+        family = None if self.family is None else self.family.rows(index)
         return BackgroundMix(self.kind[index], self.grey[index], family)
 
 
 def draw_mix(n: int, size: int, generator: torch.Generator, soft_share: float = 0.0,
              grey_share: float = 0.0, grids: tuple[int, ...] = GREY_GRIDS,
              family_share: float = 0.0, family_candidates: int = 1,
-             families: tuple[str, ...] = DEFAULT_TRAIN_FAMILIES) -> BackgroundMix | None:
+             families: tuple[str, ...] = DEFAULT_TRAIN_FAMILIES, family_moves: int = 0
+             ) -> BackgroundMix | None:
     """Draw the mix for ``n`` backgrounds of ``size x size`` on the CPU; None when every
     share is 0 (nothing is drawn).
 
@@ -76,7 +77,8 @@ def draw_mix(n: int, size: int, generator: torch.Generator, soft_share: float = 
         grey[choice == i] = field[choice == i]
     if family_share == 0:
         return BackgroundMix(kind, grey)
-    family = draw_candidates(kind == FAMILY, size, generator, family_candidates, families)
+    family = draw_candidates(kind == FAMILY, size, generator, family_candidates, families,
+                             family_moves)
     return BackgroundMix(kind, grey, family)
 
 
@@ -94,7 +96,7 @@ def apply_mix(b_binary: Tensor, b_soft: Tensor, mix: BackgroundMix | None) -> Te
     grey = mix.grey.to(device=b_binary.device, dtype=b_binary.dtype)
     other = grey
     if mix.family is not None:
-        family = mix.family[0].to(device=b_binary.device, dtype=b_binary.dtype)
+        family = mix.family.backgrounds[0].to(device=b_binary.device, dtype=b_binary.dtype)
         other = torch.where(kind == FAMILY, family, grey)
     return torch.where(kind == BINARY, b_binary, torch.where(kind == SOFT, b_soft, other))
 

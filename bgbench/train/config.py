@@ -88,6 +88,9 @@ class TrainOptions:
     family_candidates: int = _option(1, "stage 3: family members drawn per family background; "
                                      "the classifier is shown the one of highest "
                                      "cross-entropy (1: a random member)", minimum=1)
+    family_moves: int = _option(0, "stage 3: local moves (one family parameter stepped) "
+                                "from each family background's hardest candidate, each kept "
+                                "where it raises the cross-entropy", minimum=0)
     train_families: str = _option(",".join(DEFAULT_TRAIN_FAMILIES), "stage 3: the families "
                                   "`family_share` draws, comma-separated (from "
                                   f"{', '.join(FAMILY_NAMES)})")
@@ -149,6 +152,7 @@ OFF_WHEN_ABSENT: dict[str, Any] = {"soft_share": 0.0, "grey_share": 0.0,
 # config.json, and the options hash of every preset and ladder step, stays what it was
 # before the option existed. An absent one has this value.
 UNRECORDED_AT: dict[str, Any] = {"precision": "fp32", "family_share": 0.0, "family_candidates": 1,
+                                  "family_moves": 0,
                                   "train_families": ",".join(DEFAULT_TRAIN_FAMILIES)}
 
 

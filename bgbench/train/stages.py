@@ -335,7 +335,7 @@ class AdversarialStage:
             u = c.uniforms(n, size, generator)
             mix = draw_mix(n, size, generator, o.soft_share, o.grey_share,
                            family_share=o.family_share, family_candidates=o.family_candidates,
-                           families=train_families(o))
+                           families=train_families(o), family_moves=o.family_moves)
             mix = None if mix is None else mix.rows(rows)
         maps = draw_intensity(n, generator, o.intensity_share)
         maps = None if maps is None else maps.rows(rows)

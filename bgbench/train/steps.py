@@ -196,10 +196,11 @@ def _mine_family_rows(f: nn.Module, batch: AdversarialBatch, b: Tensor, precisio
     ``f`` (``family_backgrounds.hardest``)."""
     mix = batch.mix
     rows = (mix.kind == FAMILY).nonzero().squeeze(1)
-    if mix.family.shape[0] == 1 or not rows.numel():
+    if not rows.numel() or (mix.family.backgrounds.shape[0] == 1
+                            and not len(mix.family.move_keys)):
         return b
     on = rows.to(b.device)
-    candidates = mix.family[:, rows].to(device=b.device, dtype=b.dtype)
+    candidates = mix.family.rows(rows)
     maps = None if batch.intensity is None else batch.intensity.rows(rows)
     b = b.clone()
     b[on] = hardest(f, batch.x[on], batch.y[on], batch.m[on], candidates, maps, precision)
