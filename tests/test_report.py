@@ -333,6 +333,7 @@ def test_extended_table_counts_models_a_set_is_missing_from():
     from bgbench.extended import BACKGROUND_SETS, NAMES, PHOTOMETRIC_SETS
     from bgbench.report.grouping import Group
     from bgbench.report.readme import readme_extended
+    from bgbench.report.tables import EXTENDED_SHORT_NOTE
 
     def entry(accuracy: dict[str, float]) -> dict:
         photometric = [accuracy[n] for n in PHOTOMETRIC_SETS if n in accuracy]
@@ -349,9 +350,13 @@ def test_extended_table_counts_models_a_set_is_missing_from():
     assert cells[0] == "MNIST Proposal (2 models)"
     assert cells[1] == "70.0 ± 14.1"
     assert cells[1 + len(BACKGROUND_SETS) + len(PHOTOMETRIC_SETS)] == "80.0 (1)"
-    # The photometric average is the complete model's alone, and says so.
-    assert cells[-1] == "80.0 (1)"
-    assert "80.0 (1)" in readme_extended(groups)
+    # The background average covers today's sets; the photometric one leaves one out.
+    assert cells[1 + len(BACKGROUND_SETS)] == "80.0 ± 0.0"
+    assert cells[-1] == "70.0 ± 14.1*"
+    readme = readme_extended(groups)
+    assert "| 80.0 ± 0.0 | 70.0 ± 14.1* |" in readme and EXTENDED_SHORT_NOTE in readme
+    groups[0].entries = [full]
+    assert EXTENDED_SHORT_NOTE not in readme_extended(groups)
 
 
 def test_extended_comparison_names_each_set_where_the_proposal_is_below():

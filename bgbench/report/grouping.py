@@ -47,24 +47,26 @@ class Group:
 
     def extended(self, key: str) -> list[float]:
         """Percentages of an extended-suite set (or ``background_average`` /
-        ``photometric_average``), one per model evaluated with it; an average only from the
-        models evaluated on every set it averages (a result made before a set joined the
-        suite lacks that set)."""
-        from bgbench.extended import BACKGROUND_SETS, PHOTOMETRIC_SETS
-
-        averaged = {"background_average": BACKGROUND_SETS,
-                    "photometric_average": PHOTOMETRIC_SETS}.get(key)
+        ``photometric_average``: each model's, over the sets it was evaluated on), one per
+        model evaluated with it."""
         out = []
         for e in self.entries:
-            accuracy = e.get("extended_accuracy") or {}
-            if averaged is None:
-                value = accuracy.get(key)
-            else:
-                value = (e.get(f"extended_{key}") if all(n in accuracy for n in averaged)
-                         else None)
+            value = (e.get(f"extended_{key}") if key.endswith("_average")
+                     else (e.get("extended_accuracy") or {}).get(key))
             if value is not None:
                 out.append(100 * value)
         return out
+
+    def short_of_suite(self, key: str) -> bool:
+        """Whether a model's ``key`` average (``background_average`` or
+        ``photometric_average``) leaves out a set of today's suite: a result made before the
+        set joined it."""
+        from bgbench.extended import BACKGROUND_SETS, PHOTOMETRIC_SETS
+
+        averaged = {"background_average": BACKGROUND_SETS,
+                    "photometric_average": PHOTOMETRIC_SETS}[key]
+        return any(not set(averaged) <= set(e["extended_accuracy"])
+                   for e in self.entries if e.get("extended_accuracy"))
 
     @property
     def input_size(self) -> tuple[int, str]:

@@ -32,6 +32,7 @@ from bgbench.report.grouping import Group, WorstCaseResults, group_entries, load
 from bgbench.report.invariance import invariance_markdown, load_bits
 from bgbench.report.paper import DATASET_TITLES, PAPER_INPUT_SIZE, QUICK_PRESET
 from bgbench.report.tables import (
+    EXTENDED_SHORT_NOTE,
     extended_comparison,
     extended_table,
     ladder_table,
@@ -114,10 +115,7 @@ def _markdown(entries: list[dict[str, Any]], docs: list[dict[str, Any]],
         md += ["## Extended suite: grey, smooth and photometric test sets", "",
                "bgbench's own test sets, not the paper's (docs/extended-suite.md): constant grey "
                "levels, ramps and smooth noise behind the object, then brightness, contrast, "
-               "haze and shot noise over the whole image. A cell from fewer of the row's models "
-               "than all (results made before its set joined the suite) gives their number in "
-               "brackets; an average is over the models evaluated on all of its sets.", "", te,
-               ""]
+               "haze and shot noise over the whole image. " + EXTENDED_SHORT_NOTE, "", te, ""]
         comparison = extended_comparison(groups)
         if comparison:
             md += ["Proposal against traditional training, set by set (means over seeds):", "",

@@ -11,7 +11,7 @@ from bgbench.errors import BgbenchError
 from bgbench.fileio import write_text
 from bgbench.report.grouping import Group, WorstCaseResults, group_entries, group_title, load_entries, mean_sd
 from bgbench.report.paper import DATASET_TITLES, paper_average
-from bgbench.report.tables import extended_comparison, mean_sd_of, wall_times
+from bgbench.report.tables import EXTENDED_SHORT_NOTE, extended_cell, extended_comparison, wall_times
 from bgbench.tables import MISSING, markdown_table
 
 # The README's generated results (table and wall times) sit between these two lines.
@@ -42,14 +42,17 @@ def readme_extended(groups: list[Group]) -> str | None:
                 continue
             worst = min((n for n in NAMES if g.extended(n)),
                         key=lambda name: statistics.fmean(g.extended(name)))
-            row += [mean_sd_of(g.extended("background_average"), g.n_extended),
-                    mean_sd_of(g.extended("photometric_average"), g.n_extended),
+            row += [extended_cell(g, "background_average", g.n_extended),
+                    extended_cell(g, "photometric_average", g.n_extended),
                     f"{worst} {statistics.fmean(g.extended(worst)):.1f}"]
         rows.append(row)
     if not rows:
         return None
     comparison = extended_comparison(groups)
-    return markdown_table(header, rows) + (f"\n\n{comparison}" if comparison else "")
+    short = any(g.short_of_suite("photometric_average") or g.short_of_suite("background_average")
+                for g in groups if g.n_extended)
+    return (markdown_table(header, rows) + (f"\n\n{EXTENDED_SHORT_NOTE}" if short else "")
+            + (f"\n\n{comparison}" if comparison else ""))
 
 
 def readme_results(groups: list[Group], worst_case: WorstCaseResults | None = None) -> str:

@@ -92,7 +92,7 @@ def extended_table(groups: list[Group]) -> str | None:
         if n:
             rows.append([f"{DATASET_TITLES.get(g.dataset, g.dataset)} "
                          f"{group_title(g, groups)} ({n} model{'s' * (n > 1)})"]
-                        + [mean_sd_of(g.extended(c), n) for c in cols])
+                        + [extended_cell(g, c, n) for c in cols])
     if not rows:
         return None
     header = ["model", *BACKGROUND_SETS, "background average", *PHOTOMETRIC_SETS,
@@ -100,10 +100,23 @@ def extended_table(groups: list[Group]) -> str | None:
     return markdown_table(header, rows)
 
 
-def mean_sd_of(values: list[float], n: int) -> str:
-    """``mean_sd`` of ``values``, with their count where fewer than the row's ``n`` models."""
+def extended_cell(group: Group, key: str, n: int) -> str:
+    """``mean_sd`` of the group's ``key`` (an extended set or average), with the number of
+    models where fewer than the row's ``n``, and ``*`` on an average that leaves out a set of
+    today's suite (``EXTENDED_SHORT_NOTE``)."""
+    values = group.extended(key)
     cell = mean_sd(values)
-    return cell if len(values) in (0, n) else f"{cell} ({len(values)})"
+    if len(values) not in (0, n):
+        cell += f" ({len(values)})"
+    if values and key.endswith("_average") and group.short_of_suite(key):
+        cell += "*"
+    return cell
+
+
+EXTENDED_SHORT_NOTE = ("A number in brackets counts the models behind a cell where fewer than "
+                       "the row's: results made before a set joined the suite lack it. * marks "
+                       "an average over the sets its models were evaluated on, which leave out "
+                       "a set of today's suite.")
 
 
 def extended_comparison(groups: list[Group]) -> str | None:
