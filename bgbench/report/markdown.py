@@ -32,8 +32,8 @@ from bgbench.report.grouping import Group, WorstCaseResults, group_entries, load
 from bgbench.report.invariance import invariance_markdown, load_bits
 from bgbench.report.paper import DATASET_TITLES, PAPER_INPUT_SIZE, QUICK_PRESET
 from bgbench.report.tables import (
-    EXTENDED_SHORT_NOTE,
     extended_comparison,
+    extended_short_note,
     extended_table,
     ladder_table,
     model_table,
@@ -115,7 +115,7 @@ def _markdown(entries: list[dict[str, Any]], docs: list[dict[str, Any]],
         md += ["## Extended suite: grey, smooth and photometric test sets", "",
                "bgbench's own test sets, not the paper's (docs/extended-suite.md): constant grey "
                "levels, ramps and smooth noise behind the object, then brightness, contrast, "
-               "haze and shot noise over the whole image. " + EXTENDED_SHORT_NOTE, "", te, ""]
+               "haze and shot noise over the whole image." + extended_short_note(groups), "", te, ""]
         comparison = extended_comparison(groups)
         if comparison:
             md += ["Proposal against traditional training, set by set (means over seeds):", "",

@@ -11,7 +11,7 @@ from bgbench.errors import BgbenchError
 from bgbench.fileio import write_text
 from bgbench.report.grouping import Group, WorstCaseResults, group_entries, group_title, load_entries, mean_sd
 from bgbench.report.paper import DATASET_TITLES, paper_average
-from bgbench.report.tables import EXTENDED_SHORT_NOTE, extended_cell, extended_comparison, wall_times
+from bgbench.report.tables import extended_cell, extended_comparison, extended_short_note, wall_times
 from bgbench.tables import MISSING, markdown_table
 
 # The README's generated results (table and wall times) sit between these two lines.
@@ -49,9 +49,8 @@ def readme_extended(groups: list[Group]) -> str | None:
     if not rows:
         return None
     comparison = extended_comparison(groups)
-    short = any(g.short_of_suite("photometric_average") or g.short_of_suite("background_average")
-                for g in groups if g.n_extended)
-    return (markdown_table(header, rows) + (f"\n\n{EXTENDED_SHORT_NOTE}" if short else "")
+    note = extended_short_note(groups).strip()
+    return (markdown_table(header, rows) + (f"\n\n{note}" if note else "")
             + (f"\n\n{comparison}" if comparison else ""))
 
 

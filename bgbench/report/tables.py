@@ -113,6 +113,14 @@ def extended_cell(group: Group, key: str, n: int) -> str:
     return cell
 
 
+def extended_short_note(groups: list[Group]) -> str:
+    """``EXTENDED_SHORT_NOTE`` (with a leading space) where a group's average leaves out a
+    set of today's suite, else nothing."""
+    short = any(g.short_of_suite(key) for g in groups if g.n_extended
+                for key in ("background_average", "photometric_average"))
+    return f" {EXTENDED_SHORT_NOTE}" if short else ""
+
+
 EXTENDED_SHORT_NOTE = ("A number in brackets counts the models behind a cell where fewer than "
                        "the row's: results made before a set joined the suite lack it. * marks "
                        "an average over the sets its models were evaluated on, which leave out "
