@@ -44,11 +44,13 @@ for run in "$ladder"/runs/*/; do
   model="$ladder/models/$(basename "$run").onnx"
   [ -f "$model" ] || $bgbench export "$run" --out "$model"
 done
-# The steps up to `full` are evaluated together; the models of the steps past it (new
-# training options) are evaluated and searched (budget 100), and published on their own.
+# The steps up to `full` are evaluated together; the models of each step past it (new
+# training options) are evaluated and searched (budget 100), and published with their
+# results in results/ladder-searched/<step>/ (models under models/, as the results name them).
 past=" $(.venv/bin/python -c "from bgbench.ladder import past_full
 print(' '.join(s.tag for s in past_full()))") "
-up_to_full=(); searched_ladder=()
+up_to_full=()
+declare -A searched_ladder=()
 for model in "$ladder"/models/*.onnx; do
   name=$(basename "$model" .onnx); tag=${name%-seed*}; tag=${tag##*-proposal-}
   if [[ "$past" != *" $tag "* ]]; then up_to_full+=("$model"); continue; fi
@@ -56,16 +58,21 @@ for model in "$ladder"/models/*.onnx; do
     --suite extended --out "$ladder/evals/$name" --quiet
   [ -f "$ladder/attacks/$name/results.json" ] || $bgbench attack "$model" --budget 100 \
     --out "$ladder/attacks/$name" --quiet
-  searched_ladder+=("$ladder/evals/$name" "$ladder/attacks/$name")
+  searched_ladder[$tag]+=" $ladder/evals/$name $ladder/attacks/$name"
 done
 $bgbench eval "${up_to_full[@]}" --noise-sweep --suite extended --out "$ladder/results" --force
-$bgbench merge "${searched_ladder[@]}" --out "$ladder/searched" --force
+for tag in "${!searched_ladder[@]}"; do
+  mkdir -p "results/ladder-searched/$tag/models"
+  # shellcheck disable=SC2086
+  $bgbench merge ${searched_ladder[$tag]} --relative-to "$ladder" \
+    --out "results/ladder-searched/$tag" --force
+  cp "$ladder"/models/*-proposal-"$tag"-seed*.onnx "results/ladder-searched/$tag/models/"
+done
 
-mkdir -p results/models results/faithful results/ladder results/ladder-searched results/worst-case
+mkdir -p results/models results/faithful results/ladder results/worst-case
 cp "$work"/results/results.json "$work"/results/results.csv results/
 cp "$faithful"/results/results.json "$faithful"/results/results.csv results/faithful/
 cp "$ladder"/results/results.json "$ladder"/results/results.csv results/ladder/
-cp "$ladder"/searched/results.json "$ladder"/searched/results.csv results/ladder-searched/
 for dataset in mnist fashion-mnist; do
   for method in proposal traditional; do
     cp "$work/models/$dataset-$method-seed0.onnx" results/models/
@@ -84,6 +91,6 @@ done
 $bgbench merge "$searched"/evals/* "$searched"/attacks/* --out results/worst-case --force
 # `results`, not a path to it: the report names its results directories as given.
 $bgbench report results results/faithful results/worst-case \
-  --ladder results/ladder results/ladder-searched \
+  --ladder results/ladder results/ladder-searched/* \
   --worst-case results/worst-case --runs "$work/runs" "$faithful/runs" \
   --out results/report.md --force --readme README.md

@@ -23,6 +23,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from bgbench import backgrounds as bgs
+from bgbench.attack.protocol import PROTOCOL
 from bgbench.errors import BgbenchError, ParameterError, UsageError
 from bgbench.harness import (
     TestSuite,
@@ -34,6 +35,8 @@ from bgbench.harness import (
     results_document,
     write_results,
 )
+from bgbench.harness.bits import read_bits, write_bits
+from bgbench.harness.results import SEARCH_DEFINITION
 
 N_IMAGES = 240
 
@@ -213,12 +216,54 @@ def test_merged_results_equal_one_evaluation_of_every_model(tmp_path, suite):
     with pytest.raises(ParameterError, match=r"^`relative_to` \(.*\) does not hold model "):
         merge_results([tmp_path / "a"], tmp_path / "elsewhere", relative_to=tmp_path / "b")
     other = read_results(tmp_path / "b")
-    other["git_commit"] = "0" * 40
+    other["versions"] = {**other["versions"], "onnxruntime": "0.0"}
     (tmp_path / "b" / "results.json").write_text(json.dumps(other))
-    with pytest.raises(BgbenchError, match="differ in 'git_commit'"):
+    with pytest.raises(BgbenchError, match="differ in 'versions'"):
         merge_results([tmp_path / "a", tmp_path / "b"], tmp_path / "mixed")
     with pytest.raises(ParameterError, match="already exist"):
         merge_results([tmp_path / "a"], tmp_path / "merged")
+
+
+def test_results_of_two_commits_merge_only_where_every_set_was_defined_alike(tmp_path, suite):
+    models = [make_model(tmp_path / "a.onnx"),
+              make_model(tmp_path / "b.onnx", weights=np.random.default_rng(2).normal(
+                  size=(1024, 10)).astype(np.float32))]
+    kwargs = dict(backgrounds=["stripes"], threads=1, suites={"mnist": suite})
+    for model, name in zip(models, ("a", "b"), strict=True):
+        write_results(tmp_path / name, evaluate([model], **kwargs))
+    same = read_results(tmp_path / "a")["git_commit"]
+    other = read_results(tmp_path / "b")
+    other["git_commit"] = "0" * 40
+    (tmp_path / "b" / "results.json").write_text(json.dumps(other))
+
+    merge_results([tmp_path / "a", tmp_path / "b"], tmp_path / "merged")
+    merged = read_results(tmp_path / "merged")
+    assert merged["git_commit"] == ", ".join(sorted([same, "0" * 40]))
+    assert [m["git_commit"] for m in merged["models"]] == [same, "0" * 40]
+    assert [m["accuracy"] for m in merged["models"]] == [
+        read_results(tmp_path / n)["models"][0]["accuracy"] for n in ("a", "b")]
+    # A merged document of two commits merges again, each model keeping its commit.
+    write_results(tmp_path / "c", evaluate([make_model(tmp_path / "c.onnx", weights=np.random
+                                            .default_rng(3).normal(size=(1024, 10))
+                                            .astype(np.float32))], **kwargs))
+    merge_results([tmp_path / "merged", tmp_path / "c"], tmp_path / "again")
+    assert [m["git_commit"] for m in read_results(tmp_path / "again")["models"]] == [
+        same, "0" * 40, same]
+
+    bits = read_bits(tmp_path / "b")
+    bits[str(models[1])].definitions["stripes"] = "f" * 64
+    write_bits(tmp_path / "b", bits.values())
+    with pytest.raises(BgbenchError, match=r"the set 'stripes' of mnist \(\d+ images at 32x32\) "
+                       r"was defined differently at commit .* and at commit 0{40}"):
+        merge_results([tmp_path / "a", tmp_path / "b"], tmp_path / "redefined")
+    (tmp_path / "b" / "correct.npz").unlink()
+    with pytest.raises(BgbenchError, match=r"several commits .* has no per-image correctness"):
+        merge_results([tmp_path / "a", tmp_path / "b"], tmp_path / "unknown")
+    assert not (tmp_path / "redefined").exists() and not (tmp_path / "unknown").exists()
+
+
+def test_search_definitions_begin_as_the_merge_expects():
+    assert PROTOCOL.startswith(SEARCH_DEFINITION)
 
 
 # --- bad models: each is a one-line error naming the problem ---------------------------------

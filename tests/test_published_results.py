@@ -48,8 +48,10 @@ WORST_CASE_DIRS = [d for d in (Path("results/worst-case"),)
                    if (ROOT / d / "results.json").is_file()]
 RESULT_DIRS = [d for d in (Path("results"), Path("results/faithful"))
                if (ROOT / d / "results.json").is_file()] + WORST_CASE_DIRS
-LADDER_DIRS = [d for d in (Path("results/ladder"), Path("results/ladder-searched"))
-               if (ROOT / d / "results.json").is_file()]
+# results/ladder-searched/ holds one folder per step past `full`, each searched.
+LADDER_DIRS = [d.relative_to(ROOT) for d in (ROOT / "results/ladder",
+                                             *sorted((ROOT / "results/ladder-searched").glob("*")))
+               if (d / "results.json").is_file()]
 REPORT_COMMAND = (f"bgbench report {' '.join(map(str, RESULT_DIRS))}"
                   + (f" --ladder {' '.join(map(str, LADDER_DIRS))}" if LADDER_DIRS else "")
                   + (f" --worst-case {' '.join(map(str, WORST_CASE_DIRS))}"

@@ -14,8 +14,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "merge", help="merge results directories of separate evaluations into one",
         description="Write one results.json and results.csv from several `bgbench eval` "
         "results directories (for example one evaluation per model, run in parallel). They "
-        "must come from one bgbench version, commit and set of package versions, and name "
-        "no model twice; models keep the order the directories are given in.")
+        "must come from one bgbench version and set of package versions, and name no model "
+        "twice; results of several commits merge where every test set they share was "
+        "defined alike (their correct.npz says so), each model keeping its commit. Models "
+        "keep the order the directories are given in.")
     p.add_argument("sources", nargs="+", metavar="RESULTS_DIR",
                    help="directories holding results.json and results.csv")
     p.add_argument("--out", required=True, metavar="DIR",

@@ -231,10 +231,13 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
     return doc
 
 
-# What several results.json documents must share to be merged: one bgbench, one commit, one
-# set of package versions and one test-set limit, so every merged number was measured the
-# same way.
-MERGE_KEYS = ("bgbench_version", "git_commit", "versions", "limit")
+# What several results.json documents must share to be merged: one bgbench, one set of
+# package versions and one test-set limit, so every merged number was measured the same way.
+# They may come from several commits where every set they share was defined alike
+# (``_check_definitions``).
+MERGE_KEYS = ("bgbench_version", "versions", "limit")
+# How every worst-case search's set definitions begin (``bgbench.attack.protocol``).
+SEARCH_DEFINITION = "bgbench-worst-case-"
 
 
 def relative_model_name(model: str, relative_to: str | os.PathLike) -> str:
@@ -261,15 +264,16 @@ def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
     if not sources:
         raise ParameterError("`sources` is empty; name the results directories to merge")
     docs = [read_results(s) for s in sources]
-    if relative_to is not None:
-        for d in docs:
-            d["models"] = [{**m, "model": relative_model_name(m["model"], relative_to)}
-                           for m in d["models"]]
     for key in MERGE_KEYS:
         values = {json.dumps(d.get(key), sort_keys=True) for d in docs}
         if len(values) > 1:
             raise BgbenchError(f"the results differ in {key!r} ({', '.join(sorted(values))}): "
                                "re-evaluate them with one bgbench checkout before merging")
+    commits = _model_commits(sources, docs)
+    if relative_to is not None:
+        for d in docs:
+            d["models"] = [{**m, "model": relative_model_name(m["model"], relative_to)}
+                           for m in d["models"]]
     grouped: dict[str, list[dict[str, Any]]] = {}
     for m in (m for d in docs for m in d["models"]):
         grouped.setdefault(m["model"], []).append(m)
@@ -302,6 +306,11 @@ def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
     merged = {**{k: v for k, v in docs[0].items() if k != "models"},
               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "models": [{**m, "intervals": entry_intervals(m)} for m in models]}
+    if commits:
+        merged["git_commit"] = ", ".join(sorted({c for v in commits.values()
+                                                 for c in v.split(", ")}))
+        for m in merged["models"]:
+            m["git_commit"] = commits[m["sha256"], m["dataset"]]
     write_text(paths[0], json_text(merged))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, CSV_COLUMNS, lineterminator="\n")
@@ -310,6 +319,49 @@ def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
     write_text(paths[1], buffer.getvalue())
     _write_or_remove_bits(out_dir, list(bits.values()))
     return paths
+
+
+def _model_commits(sources: list[str | os.PathLike], docs: list[dict[str, Any]]
+                   ) -> dict[tuple[str, str], str]:
+    """{} where every document comes from one commit. Otherwise each model's commits by
+    (sha256, dataset) (comma-separated where its evaluation and search differ), after
+    checking that the results may be merged: every model has its per-image correctness
+    (``correct.npz``, which names what each set was), and every set that models of one
+    dataset, input size and test-image count share was defined alike (the same composites
+    and labels, or the same search protocol, budget, seed and images), so that no number was
+    measured differently from the others."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for d in docs:
+        for m in d["models"]:
+            commit = str(m.get("git_commit") or d.get("git_commit"))
+            found.setdefault((m["sha256"], m["dataset"]), set()).update(commit.split(", "))
+    listed = ", ".join(sorted(set().union(*found.values())))
+    if ", " not in listed:
+        return {}
+    defined: dict[tuple[Any, ...], tuple[str, str]] = {}
+    for source, doc in zip(sources, docs, strict=True):
+        bits = read_bits(source)
+        for m in doc["models"]:
+            commit = m.get("git_commit") or doc.get("git_commit")
+            if m["model"] not in bits:
+                raise BgbenchError(
+                    f"the results come from several commits ({listed}) and {m['model']} in "
+                    f"{source} has no per-image correctness ({CORRECT_FILE}) to show how its "
+                    "sets were defined: re-evaluate it with this bgbench before merging")
+            b = bits[m["model"]]
+            for label, definition in b.definitions.items():
+                # A search defines its sets (its clean set too) by its protocol, budget and
+                # seed; an evaluation by its composites.
+                searched = definition.startswith(SEARCH_DEFINITION)
+                key = (b.dataset, b.input_size, b.n_images, label, searched)
+                first = defined.setdefault(key, (definition, commit))
+                if first[0] != definition:
+                    raise BgbenchError(
+                        f"the set {label!r} of {b.dataset} ({b.n_images} images at "
+                        f"{b.input_size}x{b.input_size}) was defined differently at commit "
+                        f"{first[1]} and at commit {commit} ({m['model']} in {source}): "
+                        "re-evaluate the results with one bgbench checkout before merging")
+    return {key: ", ".join(sorted(commits)) for key, commits in found.items()}
 
 
 # What must agree between a model's evaluation and its worst-case search to join them.
