@@ -143,6 +143,21 @@ def test_published_models_are_searched():
         assert set(entry["extended_accuracy"]) <= set(NAMES)
 
 
+@pytest.mark.parametrize("folder", [d for d in LADDER_DIRS if (ROOT / d / "models").is_dir()],
+                         ids=lambda d: d.name)
+def test_ladder_models_are_the_files_their_results_name(folder):
+    # Merged with --relative-to the ladder's work folder, each entry names models/NAME.onnx.
+    doc = json.loads((ROOT / folder / "results.json").read_text(encoding="utf-8"))
+    named = {m["model"]: m for m in doc["models"]}
+    files = {f"models/{f.name}": f for f in (ROOT / folder / "models").glob("*.onnx")}
+    assert sorted(named) == sorted(files), f"{folder}: the models and results.json differ"
+    for name, entry in named.items():
+        assert entry["sha256"] == file_sha256(files[name]), (
+            f"{folder}/{name} is not the file results.json was computed from")
+        assert entry["n_images"] == entry["worst_case"]["n_images"] == 10_000
+        assert entry["worst_case"]["budget"] == 100
+
+
 @pytest.mark.published
 @pytest.mark.slow
 @pytest.mark.realdata
