@@ -97,7 +97,9 @@ def test_ladder_table_rows_seed_counts_and_changes():
                entry("mnist", "full", None, 0.98, 0.99)]
     table = ladder_table(entries)
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
-    assert [r[1] for r in rows] == ["2", "1", "0", "0", "0", "1", "0"]
+    # The faithful step's two models, the blocks step's one, the full step's one; the steps
+    # past full have none.
+    assert [r[1] for r in rows] == ["2", "1", "0", "0", "0", "1"] + ["0"] * len(past_full())
     assert rows[0][2] == "91.0 ± 1.4" and rows[0][4] == ""
     assert rows[1][2] == "95.0" and rows[1][4] == "+4.0"
     assert rows[2][2] == "–" and rows[3][4] == "–"
@@ -119,7 +121,8 @@ def test_ladder_table_shows_the_worst_case_search_where_models_were_searched():
     table = ladder_table(entries, [searched(full, 0.6, 0.91)])
     rows = {r[0]: r for r in ([c.strip() for c in line.strip("|").split("|")]
                               for line in table.splitlines()[2:])}
-    assert rows[f"{len(LADDER) - 1}. {LADDER[-2].title}"][5:] == ["60.0 (1)", "91.0"]
+    at_full = len(LADDER) - len(past_full())
+    assert rows[f"{at_full}. {LADDER[at_full - 1].title}"][5:] == ["60.0 (1)", "91.0"]
     # Only budget-100 searches count.
     assert rows[f"{len(LADDER)}. {beyond.title}"][5:] == ["90.0 (1)", "98.0"]
     assert rows[f"1. {LADDER[0].title}"][5:] == ["–", "–"]
