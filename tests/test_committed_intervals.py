@@ -21,7 +21,11 @@ from bgbench.report.paper import BACKGROUND_NAMES
 from bgbench.report.tables import model_table
 
 ROOT = Path(__file__).resolve().parents[1]
-DIRS = [d for d in (ROOT / "results", ROOT / "results" / "faithful", ROOT / "results" / "ladder")
+# Every committed results folder: the full preset, faithful, the ladder, the searched models
+# and each searched step past full.
+DIRS = [d for d in (ROOT / "results", *(ROOT / "results" / name for name in
+                                        ("faithful", "ladder", "worst-case")),
+                    *sorted((ROOT / "results" / "ladder-searched").glob("*")))
         if (d / "results.csv").is_file()]
 
 
