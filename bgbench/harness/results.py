@@ -321,31 +321,44 @@ def merge_results(sources: list[str | os.PathLike], out_dir: str | os.PathLike,
     return paths
 
 
+def _entry_commit(entry: dict[str, Any], doc: dict[str, Any]) -> str:
+    """The commit(s) that evaluated ``entry``: its own after a merge of several, else its
+    document's."""
+    return str(entry.get("git_commit") or doc.get("git_commit"))
+
+
 def _model_commits(sources: list[str | os.PathLike], docs: list[dict[str, Any]]
                    ) -> dict[tuple[str, str], str]:
     """{} where every document comes from one commit. Otherwise each model's commits by
-    (sha256, dataset) (comma-separated where its evaluation and search differ), after
-    checking that the results may be merged: every model has its per-image correctness
-    (``correct.npz``, which names what each set was), and every set that models of one
-    dataset, input size and test-image count share was defined alike (the same composites
-    and labels, or the same search protocol, budget, seed and images), so that no number was
-    measured differently from the others."""
+    (sha256, dataset) (comma-separated where its evaluation and search differ), once
+    ``_check_definitions`` has found that the results may be merged."""
     found: dict[tuple[str, str], set[str]] = {}
     for d in docs:
         for m in d["models"]:
-            commit = str(m.get("git_commit") or d.get("git_commit"))
-            found.setdefault((m["sha256"], m["dataset"]), set()).update(commit.split(", "))
-    listed = ", ".join(sorted(set().union(*found.values())))
-    if ", " not in listed:
+            found.setdefault((m["sha256"], m["dataset"]), set()).update(
+                _entry_commit(m, d).split(", "))
+    commits = sorted(set().union(*found.values()))
+    if len(commits) <= 1:
         return {}
+    _check_definitions(sources, docs, ", ".join(commits))
+    return {key: ", ".join(sorted(c)) for key, c in found.items()}
+
+
+def _check_definitions(sources: list[str | os.PathLike], docs: list[dict[str, Any]],
+                       commits: str) -> None:
+    """Refuse results of several ``commits`` unless every model has its per-image
+    correctness (``correct.npz``, which names what each set was) and every set that models
+    of one dataset, input size and test-image count share was defined alike (the same
+    composites and labels, or the same search protocol, budget, seed and images), so that no
+    number was measured differently from the others."""
     defined: dict[tuple[Any, ...], tuple[str, str]] = {}
     for source, doc in zip(sources, docs, strict=True):
         bits = read_bits(source)
         for m in doc["models"]:
-            commit = m.get("git_commit") or doc.get("git_commit")
+            commit = _entry_commit(m, doc)
             if m["model"] not in bits:
                 raise BgbenchError(
-                    f"the results come from several commits ({listed}) and {m['model']} in "
+                    f"the results come from several commits ({commits}) and {m['model']} in "
                     f"{source} has no per-image correctness ({CORRECT_FILE}) to show how its "
                     "sets were defined: re-evaluate it with this bgbench before merging")
             b = bits[m["model"]]
@@ -361,7 +374,6 @@ def _model_commits(sources: list[str | os.PathLike], docs: list[dict[str, Any]]
                         f"{b.input_size}x{b.input_size}) was defined differently at commit "
                         f"{first[1]} and at commit {commit} ({m['model']} in {source}): "
                         "re-evaluate the results with one bgbench checkout before merging")
-    return {key: ", ".join(sorted(commits)) for key, commits in found.items()}
 
 
 # What must agree between a model's evaluation and its worst-case search to join them.
