@@ -98,6 +98,10 @@ class TrainOptions:
                                      "by a random a*x + c onto a sub-interval of [0, 1] at "
                                      "least 0.25 long (contrast, black level, haze)",
                                      minimum=0, maximum=1)
+    pixel_dropout_share: float = _option(0.0, "stage 3: share of the classifier's images "
+                                         "whose pixels are each set to 0 at a rate drawn "
+                                         "uniformly in [0, 0.3], before compositing (holes "
+                                         "in the object)", minimum=0, maximum=1)
     noise_kind: str = _option("uniform", "noisebg: background noise", choices=NOISE_KINDS)
     noise_rate: float = _option(0.5, "noisebg: probability of a set pixel for bernoulli noise",
                                 minimum=0, maximum=1)
@@ -152,7 +156,7 @@ OFF_WHEN_ABSENT: dict[str, Any] = {"soft_share": 0.0, "grey_share": 0.0,
 # config.json, and the options hash of every preset and ladder step, stays what it was
 # before the option existed. An absent one has this value.
 UNRECORDED_AT: dict[str, Any] = {"precision": "fp32", "family_share": 0.0, "family_candidates": 1,
-                                  "family_moves": 0,
+                                  "family_moves": 0, "pixel_dropout_share": 0.0,
                                   "train_families": ",".join(DEFAULT_TRAIN_FAMILIES)}
 
 

@@ -34,6 +34,7 @@ from bgbench.train.bg_mix import draw_mix
 from bgbench.train.config import TrainOptions, train_families
 from bgbench.train.intensity import draw_intensity
 from bgbench.train.meters import Meters
+from bgbench.train.pixel_dropout import draw_pixel_dropout
 from bgbench.train.stage_context import Networks, StageContext
 from bgbench.train.steps import (
     AdversarialBatch,
@@ -339,6 +340,9 @@ class AdversarialStage:
             mix = None if mix is None else mix.rows(rows)
         maps = draw_intensity(n, generator, o.intensity_share)
         maps = None if maps is None else maps.rows(rows)
+        keep = draw_pixel_dropout(n, size, generator, o.pixel_dropout_share)
+        if keep is not None:
+            x = x * ctx.shard(keep).to(device=ctx.device, dtype=x.dtype)
         steps = o.gen_steps if fb is not None else 0
         return AdversarialBatch(x, y, m, noise, u, mix, maps,
                                 tuple(c.uniforms(n, size, generator) for _ in range(steps)))
