@@ -126,8 +126,13 @@ def test_baseline_prints_a_speedup_per_stage_against_float32_nchw(capsys):
     ratio = float(line.split()[2].rstrip("x"))
     assert math.isfinite(ratio) and ratio > 0
     assert "baseline: float32, NCHW networks" in out and "targets:" in out
-    # The exit code says whether the CPU target was met.
-    assert code == (0 if ratio >= bench.CPU_TARGETS["fp32"] else 1)
+    # The exit code says whether the CPU target was met; the printed ratio is rounded to
+    # 0.01, so within half of that of the target either code is right.
+    target = bench.CPU_TARGETS["fp32"]
+    if abs(ratio - target) > 0.005:
+        assert code == (0 if ratio >= target else 1)
+    else:
+        assert code in (0, 1)
 
 
 def test_baseline_networks_are_nchw_and_the_configured_ones_channels_last():
