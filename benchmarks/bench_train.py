@@ -136,3 +136,30 @@ class StageStepCUDA:
     def time_step(self, stage, precision):
         self.step()
         torch.cuda.synchronize()
+
+
+class AdversarialMiningCPU:
+    """The stage-3 step of the proposal on CPU (2 threads) with half of its backgrounds from
+    the threat model's families: the hardest of K members per image, refined by M local
+    moves (``family_candidates``, ``family_moves``; K 1 and M 0 draw one member and mine
+    nothing). Each candidate and move is one more forward pass of the classifier, so this is
+    what the training adversary costs beside the step itself."""
+
+    params = ([1, 8], [0, 4])
+    param_names = ["candidates", "moves"]
+
+    def setup(self, candidates, moves):
+        from bgbench.bench.train import stage_step, training_setup
+        from bgbench.train.stages import METHOD_STAGES
+
+        torch.set_num_threads(2)
+        options = {"family_share": 0.5, "family_candidates": candidates,
+                   "family_moves": moves}
+        opts, models, x, y = training_setup("proposal", "quick", torch.device("cpu"),
+                                            overrides=options)
+        (stage,) = (s for s in METHOD_STAGES["proposal"] if s.name == "adversarial")
+        self.step = stage_step(stage, models, opts, x, y)
+        self.step()  # optimizer state
+
+    def time_step(self, candidates, moves):
+        self.step()
