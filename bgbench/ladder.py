@@ -11,6 +11,7 @@ without importing torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from bgbench.provenance import options_sha256
@@ -37,20 +38,9 @@ class Step:
 
         return options_sha256(resolve(self.preset, self.changes).as_dict())
 
-    def recorded_hashes(self) -> set[str]:
-        """Every hash a model of this step may record: this bgbench's, and those of earlier
-        versions that lacked the newest options (``OFF_WHEN_ABSENT``, oldest first), when
-        the step leaves them off, since such a run trained without them."""
-        from bgbench.train.config import OFF_WHEN_ABSENT, resolve
-
-        options = resolve(self.preset, self.changes).as_dict()
-        hashes = {options_sha256(options)}
-        for name in reversed(OFF_WHEN_ABSENT):
-            if options[name] != OFF_WHEN_ABSENT[name]:
-                break
-            del options[name]
-            hashes.add(options_sha256(options))
-        return hashes
+    def recorded_hashes(self) -> frozenset[str]:
+        """Every hash a model of this step may record (``recorded_hashes``)."""
+        return recorded_hashes(self.preset, tuple(self.changes.items()))
 
     def flags(self) -> list[str]:
         """``bgbench train`` arguments that train this step (the dataset, seed and output
@@ -150,3 +140,35 @@ def past_full() -> tuple[Step, ...]:
     ``results/ladder-searched/``."""
     at_full = next(i for i, s in enumerate(LADDER) if (s.preset, s.changes) == ("full", {}))
     return LADDER[at_full + 1:]
+
+
+@cache
+def recorded_hashes(preset: str, changes: tuple[tuple[str, Any], ...] = ()) -> frozenset[str]:
+    """Every options hash a model trained with ``preset`` and ``changes`` may record: this
+    bgbench's, and those of earlier versions that lacked the newest options
+    (``OFF_WHEN_ABSENT``, oldest first), where they are off, since such a run trained
+    without them."""
+    from bgbench.train.config import OFF_WHEN_ABSENT, resolve
+
+    options = resolve(preset, dict(changes)).as_dict()
+    hashes = {options_sha256(options)}
+    for name in reversed(OFF_WHEN_ABSENT):
+        if options[name] != OFF_WHEN_ABSENT[name]:
+            break
+        del options[name]
+        hashes.add(options_sha256(options))
+    return frozenset(hashes)
+
+
+def recipe(preset: str, recorded: str | None) -> str | None:
+    """What a model of ``preset`` that records the options hash ``recorded`` was trained
+    with, where that is not ``preset``'s options today: ``ladder step TAG`` for a ladder
+    step's options, ``options`` and the hash's first 8 digits for others; None for the
+    preset's own options, an unknown preset, or no recorded hash."""
+    from bgbench.vocab import PRESETS
+
+    if recorded is None or preset not in PRESETS or recorded in recorded_hashes(preset):
+        return None
+    tag = next((s.tag for s in LADDER if s.preset == preset and recorded in s.recorded_hashes()),
+               None)
+    return f"ladder step {tag}" if tag else f"options {recorded[:8]}"

@@ -14,6 +14,9 @@ DATASETS: tuple[str, ...] = tuple(d.name for d in records.DATASETS)
 METHODS: tuple[str, ...] = tuple(m.name for m in records.METHODS)
 # The paper's comparison; the other methods are its baselines and ablations.
 MAIN_METHODS: tuple[str, ...] = tuple(m.name for m in records.METHODS if m.main)
+# The methods with a stage 3 (an adversarial stage), whose training its options change.
+ADVERSARIAL_METHODS: tuple[str, ...] = tuple(
+    m.name for m in records.METHODS if any(s.startswith("adversarial") for s in m.stages))
 PRESETS: tuple[str, ...] = tuple(p.name for p in records.PRESETS)
 DEFAULT_PRESET = records.DEFAULT_PRESET
 # Names some run directories record for a preset (same values); each is read back as its

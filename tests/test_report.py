@@ -398,3 +398,29 @@ def test_run_directories_of_one_name_are_told_apart_by_preset(tmp_path):
     assert find_run_dir("mnist-proposal-seed0", "faithful", roots) == (
         roots[0] / "mnist-proposal-seed0")
     assert find_run_dir("mnist-proposal-seed0", "quick", roots) is None
+
+
+def test_stage3_methods_trained_with_other_options_are_their_own_group():
+    from bgbench.ladder import LADDER, recorded_hashes
+
+    def entry(method: str, sha: str | None, seed: int) -> dict:
+        metadata = {"bgbench.preset": "full", "bgbench.seed": str(seed)}
+        if sha:
+            metadata["bgbench.options_sha256"] = sha
+        return {"model": f"{method}-{seed}.onnx", "dataset": "mnist", "method": method,
+                "n_images": 10, "accuracy": {"clean": 0.9}, "metadata": metadata}
+
+    own = sorted(recorded_hashes("full"))[0]
+    step = next(s for s in LADDER if s.preset == "full" and s.changes)
+    stranger = "ab" * 32
+    groups = group_entries([entry("proposal", own, 0), entry("proposal", step.options_sha256(), 1),
+                            entry("proposal", stranger, 2), entry("proposal", None, 3),
+                            entry("traditional", step.options_sha256(), 0),
+                            entry("truemask", step.options_sha256(), 0)])
+    by = {(g.method, g.preset): len(g.entries) for g in groups}
+    # The preset's own options (or none recorded) keep its name; a ladder step's options and
+    # unknown ones are named; a method without a stage 3 is grouped by its preset alone.
+    assert by == {("traditional", "full"): 1, ("proposal", "full"): 2,
+                  ("proposal", f"full, ladder step {step.tag}"): 1,
+                  ("proposal", "full, options abababab"): 1,
+                  ("truemask", f"full, ladder step {step.tag}"): 1}

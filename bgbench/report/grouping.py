@@ -1,5 +1,6 @@
 """Results entries grouped by (dataset, method, preset): a group averages like with like (the
-same test images, test sets and input size), and how a group is titled in every table."""
+same test images, test sets and input size, and for a method with a stage 3 the same
+training options: ``group_preset``), and how a group is titled in every table."""
 
 from __future__ import annotations
 
@@ -112,6 +113,21 @@ def entry_preset(entry: dict[str, Any]) -> str | None:
     return read_preset(preset)
 
 
+def group_preset(entry: dict[str, Any]) -> str | None:
+    """The preset the entry's group is named by: its preset, and for a method with a stage 3
+    whose recorded options are not that preset's today, what they were
+    (``bgbench.ladder.recipe``), e.g. ``full, ladder step epochs``: models trained with
+    different stage-3 options are not averaged together, nor paired as one preset's."""
+    from bgbench.ladder import recipe
+    from bgbench.vocab import ADVERSARIAL_METHODS
+
+    preset = entry_preset(entry)
+    if preset is None or entry.get("method") not in ADVERSARIAL_METHODS:
+        return preset
+    other = recipe(preset, (entry.get("metadata") or {}).get("bgbench.options_sha256"))
+    return f"{preset}, {other}" if other else preset
+
+
 def entry_input_size(entry: dict[str, Any]) -> tuple[int, str]:
     """The entry's input size and size rule."""
     from bgbench.harness.sizes import SIZE_RULES
@@ -161,7 +177,7 @@ def group_entries(entries: list[dict[str, Any]]) -> list[Group]:
     groups: dict[tuple[str, str, str | None], list[dict[str, Any]]] = defaultdict(list)
     for e in entries:
         method = e["method"] if e["method"] not in ("", "unknown") else Path(e["model"]).stem
-        groups[(e["dataset"], method, entry_preset(e))].append(e)
+        groups[(e["dataset"], method, group_preset(e))].append(e)
 
     def order(key: tuple[str, str, str | None]) -> tuple[int, int, str, int, str]:
         dataset, method, preset = key
