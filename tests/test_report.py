@@ -424,3 +424,20 @@ def test_stage3_methods_trained_with_other_options_are_their_own_group():
                   ("proposal", f"full, ladder step {step.tag}"): 1,
                   ("proposal", "full, options abababab"): 1,
                   ("truemask", f"full, ladder step {step.tag}"): 1}
+
+
+def test_the_ladder_counts_a_model_in_the_results_and_a_ladder_folder_once(tmp_path):
+    from bgbench.report.markdown import _ladder_entries
+
+    def entry(sha: str, searched: bool = False) -> dict:
+        e = {"model": f"{sha}.onnx", "sha256": sha, "dataset": "mnist", "method": "proposal",
+             "n_images": 10, "accuracy": {"clean": 0.9}, "metadata": {}}
+        return {**e, "worst_case": {"budget": 100}} if searched else e
+
+    (tmp_path / "ladder").mkdir()
+    (tmp_path / "ladder" / "results.json").write_text(
+        json.dumps({"models": [entry("a" * 64, searched=True)]}), encoding="utf-8")
+    results = [entry("a" * 64), entry("b" * 64)]
+    combined = _ladder_entries(results, [tmp_path / "ladder"])
+    assert sorted(e["sha256"][0] for e in combined) == ["a", "b"]
+    assert next(e for e in combined if e["sha256"] == "a" * 64).get("worst_case")

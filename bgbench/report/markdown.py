@@ -57,7 +57,12 @@ def report_markdown(results_dirs: list[str | os.PathLike],
 
 def _ladder_entries(entries: list[dict[str, Any]],
                     ladder_dirs: list[str | os.PathLike]) -> list[dict[str, Any]]:
-    return entries + (load_entries(list(ladder_dirs))[0] if ladder_dirs else [])
+    """The ladder table's models: the ladder folders' and the results', each model file once
+    (the ladder folder's entry, which may carry its search, in place of the same file's in
+    the results)."""
+    ladder = load_entries(list(ladder_dirs))[0] if ladder_dirs else []
+    seen = {(e["sha256"], e["dataset"]) for e in ladder if e.get("sha256")}
+    return ladder + [e for e in entries if (e.get("sha256"), e["dataset"]) not in seen]
 
 
 def _markdown(entries: list[dict[str, Any]], docs: list[dict[str, Any]],
