@@ -193,14 +193,18 @@ def test_options_check_the_families_and_the_shares():
         resolve("full", {"family_share": 0.9})
 
 
-def test_off_at_the_defaults_so_recorded_configs_are_unchanged():
-    recorded = resolve("full").as_dict()
-    assert not {"family_share", "family_candidates", "family_moves",
-                "train_families"} & set(recorded)
-    assert TrainOptions.from_dict(recorded) == resolve("full")
-    on = resolve("full", {"family_share": 0.3, "family_candidates": 4}).as_dict()
-    assert on["family_share"] == 0.3 and on["family_candidates"] == 4
-    assert TrainOptions.from_dict(on).family_share == 0.3
+def test_unrecorded_where_off_so_configs_without_them_read_as_they_ran():
+    off = {"family_share": 0.0, "family_candidates": 1, "family_moves": 0}
+    family_keys = {*off, "train_families"}
+    assert not family_keys & set(resolve("faithful").as_dict())
+    # A config.json written before the options existed (none of them recorded) reads as a
+    # run without them.
+    recorded = resolve("full", off).as_dict()
+    assert not family_keys & set(recorded)
+    assert TrainOptions.from_dict(recorded) == resolve("full", off)
+    full = resolve("full").as_dict()
+    assert (full["family_share"], full["family_candidates"], full["family_moves"]) == (0.5, 8, 4)
+    assert TrainOptions.from_dict(full) == resolve("full")
 
 
 @pytest.mark.usefixtures("one_torch_thread")

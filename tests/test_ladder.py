@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bgbench.ladder import LADDER, METHOD, past_full
+from bgbench.ladder import LADDER, METHOD
 from bgbench.provenance import options_sha256
 from bgbench.report.tables import ladder_table
 from bgbench.train.config import resolve
@@ -20,35 +20,36 @@ def entry(dataset: str, preset: str, sha: str | None, average: float, clean: flo
             "background_average": average, "accuracy": {"clean": clean}}
 
 
-def test_the_ladder_starts_at_faithful_and_passes_full():
-    first = LADDER[0]
+def test_the_ladder_starts_at_faithful_and_ends_at_full():
+    first, last = LADDER[0], LADDER[-1]
     assert (first.preset, first.changes) == ("faithful", {})
-    # The steps past `full` each switch on options `full` leaves at their defaults.
-    at_full = next(i for i, s in enumerate(LADDER) if (s.preset, s.changes) == ("full", {}))
-    beyond = LADDER[at_full + 1:]
-    full = resolve("full").as_dict()
-    assert beyond and all(s.preset == "full" and s.changes for s in beyond)
-    assert past_full() == beyond
-    assert all(k not in full or full[k] != v for s in beyond for k, v in s.changes.items())
+    assert (last.preset, last.changes) == ("full", {})
     # Each step from the faithful preset adds to the one before; the steps from the full
-    # preset each switch off fewer of its departures, and the first of them adds the clean
-    # share to the last faithful one.
+    # preset each change fewer of its options (every change a departure from `full`), and
+    # the first of them adds the clean share to the last faithful one.
     faithful_steps = [s for s in LADDER if s.preset == "faithful"]
     for before, after in zip(faithful_steps[1:-1], faithful_steps[2:], strict=True):
         assert before.changes.items() <= after.changes.items()
-    full_steps = [s for s in LADDER[:at_full + 1] if s.preset == "full"]
-    assert LADDER[:at_full + 1] == (*faithful_steps, *full_steps)
+    full_steps = [s for s in LADDER if s.preset == "full"]
+    assert LADDER == (*faithful_steps, *full_steps)
+    full = resolve("full")
     for before, after in zip(full_steps, full_steps[1:], strict=False):
-        assert after.changes.items() < before.changes.items()
-        assert all(full[k] != v for k, v in before.changes.items())
+        assert set(after.changes) <= set(before.changes) and after.changes != before.changes
+        assert all(getattr(full, k) != v for k, v in before.changes.items())
     differs = {k for k, v in resolve("full", full_steps[0].changes).as_dict().items()
                if v != resolve("faithful", faithful_steps[-1].changes).as_dict()[k]}
     assert differs == {"clean_fraction"}
     assert len({s.options_sha256() for s in LADDER}) == len(LADDER)
 
 
+def test_the_searched_steps_are_published_with_their_models():
+    searched = [s for s in LADDER if s.searched]
+    assert searched and all(s.preset == "full" and s.changes for s in searched)
+    assert all(len(s.seeds) == 3 or s.tag == "families" for s in searched)
+
+
 def at_full_index() -> int:
-    return next(i for i, s in enumerate(LADDER) if (s.preset, s.changes) == ("full", {}))
+    return len(LADDER) - 1
 
 
 def test_flags_train_the_step():
@@ -64,10 +65,12 @@ def test_models_match_by_preset_and_options_hash():
     plain = options_sha256(resolve("faithful").as_dict())
     assert not blocks.matches(entry("mnist", "faithful", plain, 0.9, 0.9))
     assert LADDER[0].matches(entry("mnist", "faithful", plain, 0.9, 0.9))
-    # A model that records no hash belongs to its preset's unchanged step only; `paper` is
-    # read as `full`; other methods never match.
-    assert LADDER[at_full_index()].matches(entry("mnist", "paper", None, 0.9, 0.9))
-    assert not blocks.matches(entry("mnist", "faithful", None, 0.9, 0.9))
+    # A model that records no hash belongs to no step (its preset's options may have changed
+    # since); `paper` is read as `full`; other methods never match.
+    full = LADDER[at_full_index()]
+    assert full.matches(entry("mnist", "paper", full.options_sha256(), 0.9, 0.9))
+    assert not full.matches(entry("mnist", "full", None, 0.9, 0.9))
+    assert not LADDER[0].matches(entry("mnist", "faithful", None, 0.9, 0.9))
     assert not LADDER[0].matches(entry("mnist", "faithful", plain, 0.9, 0.9, "traditional"))
 
 
@@ -94,12 +97,12 @@ def test_ladder_table_rows_seed_counts_and_changes():
     entries = [entry("mnist", "faithful", faithful, 0.90, 0.97),
                entry("mnist", "faithful", faithful, 0.92, 0.96),
                entry("mnist", "faithful", LADDER[1].options_sha256(), 0.95, 0.98),
-               entry("mnist", "full", None, 0.98, 0.99)]
+               entry("mnist", "full", LADDER[-1].options_sha256(), 0.98, 0.99)]
     table = ladder_table(entries)
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
     # The faithful step's two models, the blocks step's one, the full step's one; the steps
-    # past full have none.
-    assert [r[1] for r in rows] == ["2", "1", "0", "0", "0", "1"] + ["0"] * len(past_full())
+    # between have none.
+    assert [r[1] for r in rows] == ["2", "1"] + ["0"] * (len(LADDER) - 3) + ["1"]
     assert rows[0][2] == "91.0 ± 1.4" and rows[0][4] == ""
     assert rows[1][2] == "95.0" and rows[1][4] == "+4.0"
     assert rows[2][2] == "–" and rows[3][4] == "–"
@@ -113,18 +116,17 @@ def test_ladder_table_shows_the_worst_case_search_where_models_were_searched():
         return {**e, "worst_case": {"budget": budget, "adaptive_accuracy": adaptive,
                                     "universal_accuracy": universal}}
 
-    beyond = LADDER[-1]
-    full = {**entry("mnist", "full", None, 0.98, 0.99), "sha256": "f" * 64}
-    entries = [full, searched(entry("mnist", "full", beyond.options_sha256(), 0.99, 0.99), 0.9, 0.98),
-               searched(entry("mnist", "full", beyond.options_sha256(), 0.99, 0.99), 0.8, 0.97, 10)]
-    # The full step's model was searched in another results folder (same file).
-    table = ladder_table(entries, [searched(full, 0.6, 0.91)])
+    last, before = LADDER[-1], LADDER[-2]
+    step = {**entry("mnist", "full", before.options_sha256(), 0.98, 0.99), "sha256": "f" * 64}
+    entries = [step, searched(entry("mnist", "full", last.options_sha256(), 0.99, 0.99), 0.9, 0.98),
+               searched(entry("mnist", "full", last.options_sha256(), 0.99, 0.99), 0.8, 0.97, 10)]
+    # The step's model was searched in another results folder (same file).
+    table = ladder_table(entries, [searched(step, 0.6, 0.91)])
     rows = {r[0]: r for r in ([c.strip() for c in line.strip("|").split("|")]
                               for line in table.splitlines()[2:])}
-    at_full = len(LADDER) - len(past_full())
-    assert rows[f"{at_full}. {LADDER[at_full - 1].title}"][5:] == ["60.0 (1)", "91.0"]
+    assert rows[f"{len(LADDER) - 1}. {before.title}"][5:] == ["60.0 (1)", "91.0"]
     # Only budget-100 searches count.
-    assert rows[f"{len(LADDER)}. {beyond.title}"][5:] == ["90.0 (1)", "98.0"]
+    assert rows[f"{len(LADDER)}. {last.title}"][5:] == ["90.0 (1)", "98.0"]
     assert rows[f"1. {LADDER[0].title}"][5:] == ["–", "–"]
 
 

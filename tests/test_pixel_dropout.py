@@ -34,15 +34,16 @@ def test_draw_is_reproducible():
     assert torch.equal(a, b)
 
 
-def test_off_by_default_and_unrecorded_there():
-    """At 0 the option is not written to config.json, so every preset's options hash (and
-    every existing run's) is what it was before the option existed."""
-    assert TrainOptions().pixel_dropout_share == 0.0
-    options = resolve("full").as_dict()
-    assert "pixel_dropout_share" not in options
-    with_it = resolve("full", {"pixel_dropout_share": 0.2}).as_dict()
-    assert with_it["pixel_dropout_share"] == 0.2
-    assert options_sha256(with_it) != options_sha256(options)
+def test_unrecorded_where_off():
+    """At 0 the option is not written to config.json, so the options hash of a run without
+    it (made before the option existed, or since) is what it was before it existed."""
+    assert TrainOptions().pixel_dropout_share == resolve("full").pixel_dropout_share == 0.3
+    assert resolve("faithful").pixel_dropout_share == 0.0
+    without = resolve("full", {"pixel_dropout_share": 0.0}).as_dict()
+    assert "pixel_dropout_share" not in without
+    with_it = resolve("full").as_dict()
+    assert with_it["pixel_dropout_share"] == 0.3
+    assert options_sha256(with_it) != options_sha256(without)
 
 
 def test_bad_share_is_named():

@@ -3,6 +3,7 @@ run-directory rules and clear errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -280,9 +281,9 @@ def test_every_method_in_the_vocabulary_has_its_stages():
 def test_presets_differ_from_full_only_where_declared():
     from bgbench.train.config import PRESET_CHANGES, TrainOptions, resolve
 
-    base = TrainOptions().as_dict()
+    base = dataclasses.asdict(TrainOptions())
     for preset, changes in PRESET_CHANGES.items():
-        options = resolve(preset).as_dict()
+        options = dataclasses.asdict(resolve(preset))
         assert {k for k in base if options[k] != base[k]} == set(changes), preset
     assert resolve("quick", {"epochs": 7, "lr": None}).epochs == 7
     assert resolve("quick", {"lr": 1}).as_dict()["lr"] == 1.0  # floats stay floats in json
