@@ -188,14 +188,16 @@ def run_provenance(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
             "train_commit": config.get("git_commit"),
             "train_seconds": done.get("train_seconds"), "train_device": config.get("device"),
             "precision": config["options"].get("precision", UNRECORDED_AT["precision"]),
-            "trained_families": _trained_families(config["options"])}
+            "trained_families": _trained_families(config["method"], config["options"])}
 
 
-def _trained_families(options: dict[str, Any]) -> str | None:
+def _trained_families(method: str, options: dict[str, Any]) -> str | None:
     """The threat-model families stage 3 drew (comma-separated, as recorded), or None
-    without a family share."""
+    without a family share or for a method whose stages draw none."""
     from bgbench.train.config import UNRECORDED_AT
+    from bgbench.vocab import FAMILY_METHODS
 
-    if not options.get("family_share", UNRECORDED_AT["family_share"]):
+    if method not in FAMILY_METHODS or not options.get("family_share",
+                                                       UNRECORDED_AT["family_share"]):
         return None
     return options.get("train_families", UNRECORDED_AT["train_families"])

@@ -78,6 +78,11 @@ class Preset:
     aliases: tuple[str, ...] = ()
 
 
+# The stage-3 stages whose classifier backgrounds come from the background generator, mixed
+# with grey fields and threat-model family members (``bgbench.train.bg_mix``): a method
+# without one draws no family background whatever its options say.
+MIXED_BACKGROUND_STAGES: tuple[str, ...] = ("adversarial", "adversarial-true-mask")
+
 METHODS: tuple[Method, ...] = (
     Method("traditional", "Traditional", "tab:gray", ("classifier",),
            paper={"mnist": (38.0, 24.3, 61.4, 32.9, 19.7, 11.2, 31.2),

@@ -17,6 +17,9 @@ MAIN_METHODS: tuple[str, ...] = tuple(m.name for m in records.METHODS if m.main)
 # The methods with a stage 3 (an adversarial stage), whose training its options change.
 ADVERSARIAL_METHODS: tuple[str, ...] = tuple(
     m.name for m in records.METHODS if any(s.startswith("adversarial") for s in m.stages))
+# The methods whose stage 3 can draw threat-model family backgrounds (``family_share``).
+FAMILY_METHODS: tuple[str, ...] = tuple(
+    m.name for m in records.METHODS if set(m.stages) & set(records.MIXED_BACKGROUND_STAGES))
 PRESETS: tuple[str, ...] = tuple(p.name for p in records.PRESETS)
 DEFAULT_PRESET = records.DEFAULT_PRESET
 # Names some run directories record for a preset (same values); each is read back as its

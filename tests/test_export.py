@@ -175,10 +175,32 @@ def test_export_run_records_the_training_provenance(tmp_path, monkeypatch):
 def test_run_provenance_names_the_families_stage_3_drew():
     from bgbench.export import _trained_families
 
-    assert _trained_families({"family_share": 0.3}) == "stripes,board,circles,noise"
-    assert _trained_families({"family_share": 0.3, "train_families": "grey"}) == "grey"
-    assert _trained_families({"family_share": 0.0, "train_families": "grey"}) is None
-    assert _trained_families({}) is None
+    assert _trained_families("proposal", {"family_share": 0.3}) == "stripes,board,circles,noise"
+    assert _trained_families("truemask", {"family_share": 0.3, "train_families": "grey"}) == "grey"
+    assert _trained_families("proposal", {"family_share": 0.0, "train_families": "grey"}) is None
+    assert _trained_families("proposal", {}) is None
+    # Methods whose stages never draw family backgrounds record none, whatever the options.
+    for method in ("traditional", "attention", "noisebg"):
+        assert _trained_families(method, {"family_share": 0.5}) is None
+
+
+def test_only_methods_with_mixed_stage_3_backgrounds_draw_families():
+    from bgbench.records import MIXED_BACKGROUND_STAGES
+    from bgbench.train.stages import STAGE_BY_NAME
+    from bgbench.vocab import FAMILY_METHODS
+
+    mixed = {name for name, stage in STAGE_BY_NAME.items()
+             if getattr(stage, "backgrounds", None) == "generator"}
+    assert mixed == set(MIXED_BACKGROUND_STAGES)
+    assert FAMILY_METHODS == ("proposal", "truemask")
+
+
+def test_the_report_marks_no_family_for_a_method_that_draws_none():
+    from bgbench.attack.report import trained_families
+
+    listed = {"bgbench.trained_families": "stripes,board"}
+    assert trained_families([{"method": "proposal", "metadata": listed}]) == {"stripes", "board"}
+    assert trained_families([{"method": "traditional", "metadata": listed}]) == set()
 
 
 def test_options_hash_is_canonical():

@@ -86,9 +86,14 @@ def family_table(groups: list[Any], titles: dict[int, str]) -> str:
 
 def trained_families(entries: list[dict[str, Any]]) -> set[str]:
     """The families any of ``entries``' models drew in stage 3 (``family_share``), from
-    their ``bgbench.trained_families`` metadata."""
+    their ``bgbench.trained_families`` metadata; none for a method whose stages draw no
+    family background (``vocab.FAMILY_METHODS``), whatever its metadata lists."""
+    from bgbench.vocab import FAMILY_METHODS
+
     out: set[str] = set()
     for e in entries:
+        if e.get("method") not in FAMILY_METHODS:
+            continue
         listed = (e.get("metadata") or {}).get("bgbench.trained_families", "")
         out.update(n for n in listed.split(",") if n)
     return out
