@@ -21,10 +21,10 @@ from bgbench.report.paper import BACKGROUND_NAMES
 from bgbench.report.tables import model_table
 
 ROOT = Path(__file__).resolve().parents[1]
-# Every committed results folder: the full preset, faithful, the ladder, the searched models
-# and each searched step past full.
+# Every committed results folder: the full preset, the rows of the step `epochs`, faithful,
+# the ladder and each searched ladder step.
 DIRS = [d for d in (ROOT / "results", *(ROOT / "results" / name for name in
-                                        ("faithful", "ladder", "worst-case")),
+                                        ("epochs", "faithful", "ladder")),
                     *sorted((ROOT / "results" / "ladder-searched").glob("*")))
         if (d / "results.csv").is_file()]
 
