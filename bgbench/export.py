@@ -188,10 +188,10 @@ def run_provenance(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
             "train_commit": config.get("git_commit"),
             "train_seconds": done.get("train_seconds"), "train_device": config.get("device"),
             "precision": config["options"].get("precision", UNRECORDED_AT["precision"]),
-            "trained_families": _trained_families(config["method"], config["options"])}
+            "trained_families": _trained_families(config.get("method"), config["options"])}
 
 
-def _trained_families(method: str, options: dict[str, Any]) -> str | None:
+def _trained_families(method: str | None, options: dict[str, Any]) -> str | None:
     """The threat-model families stage 3 drew (comma-separated, as recorded), or None
     without a family share or for a method whose stages draw none."""
     from bgbench.train.config import UNRECORDED_AT
