@@ -93,6 +93,25 @@ def test_later_chunks_learn_from_earlier_ones_within_the_budget(tmp_path, suite,
     assert not (right & ~clean).any() and right.sum() == wc.adaptive
 
 
+def test_later_images_try_the_pool_members_that_fooled_their_class_first():
+    from bgbench.attack.search import _tail_order
+
+    # Six pool members, four images seen before the chunk (classes 0, 0, 1, 1), the first
+    # two tried already: member 5 fooled both class-0 images, member 3 both class-1 images
+    # and one class-0 image, member 4 one class-1 image.
+    fooled = np.zeros((6, 6), bool)
+    fooled[5, [0, 1]] = fooled[3, [0, 2, 3]] = fooled[4, 2] = True
+    fooled[:, 4:] = True  # the chunk's own images: never read
+    labels = np.array([0, 0, 1, 1, 0, 1])
+    clean = np.ones(6, bool)
+    order = _tail_order(~fooled, clean, labels, np.array([4, 5]), n_pool=2)
+    assert order.tolist() == [[5, 3, 4, 2], [3, 4, 5, 2]]
+    # A wrong clean answer is not a background's doing; the first chunk keeps pool order.
+    clean[1] = False
+    assert _tail_order(~fooled, clean, labels, np.array([4]), 2).tolist() == [[3, 5, 4, 2]]
+    assert _tail_order(~fooled, clean, labels, np.array([0, 1]), 2).tolist() == [[2, 3, 4, 5]] * 2
+
+
 def test_search_is_deterministic_and_reaches_in_process_predictors(tmp_path, suite):
     path = make_model(tmp_path / "corner.onnx")
     a = attack(path, budget=BUDGET, seed=3, threads=1, suites={"mnist": suite})[0].worst_case

@@ -3,7 +3,7 @@ the command line reads them without importing onnxruntime."""
 
 from __future__ import annotations
 
-PROTOCOL = "bgbench-worst-case-1"
+PROTOCOL = "bgbench-worst-case-2"
 SUITE = "worst-case"
 DEFAULT_BUDGET = 100
 # `bgbench reproduce`'s budget per preset where it is not DEFAULT_BUDGET: the quick preset

@@ -227,8 +227,9 @@ def section(groups: list[Any], titles: dict[int, str], docs: list[dict[str, Any]
           "every model; *worst-of-k*: right on clean and on each of the pool's first k "
           "backgrounds; *adaptive*: right on clean and under every background a per-image "
           "search tried within the same budget (whole backgrounds first, those that fooled earlier "
-          "images and the pool's first members, then the pool's next members alternating with "
-          "local moves within each family). Mean ± sd over seeds.", ""]
+          "images and the pool's first members, then the pool's other members, those that "
+          "fooled the most earlier images of the image's class first, alternating with local "
+          "moves within each family). Mean ± sd over seeds.", ""]
     md += [f"- `{doc['path']}`: bgbench {doc.get('bgbench_version')}, commit "
            f"`{doc.get('git_commit')}`, {doc.get('created')}" for doc in docs]
     md += [f"- {protocol_line(groups)}", "", worst_case_table(groups, titles), "",

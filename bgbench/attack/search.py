@@ -15,7 +15,11 @@ input size, with a budget of ``B`` background queries per image:
   only); then, alternately, the pool's next member and a local move (``members.move``)
   from the ``ELITE`` backgrounds with the lowest margin for that image (true class output
   minus the largest other), one query each, until it is fooled or has used ``B`` queries.
-  Every background that fools an image joins the library. An image right on clean and never
+  The pool's remaining members come in the order of how many images of earlier chunks each
+  fooled, of the image's class first (the pool is scored on every image for worst-of-k, so
+  its outcomes on earlier images are part of the attacker's memory, as the library is; an
+  image's own outcomes count only for the members it tries, one query each). Every
+  background that fools an image joins the library. An image right on clean and never
   fooled counts as right.
 
 An image is right when the argmax of the model's output is its label. Queries are counted per
@@ -286,13 +290,29 @@ def _adaptive(scorer: Scorer, images: np.ndarray, mask: np.ndarray, labels: np.n
         hit = clean[chunk] & ever
         library.add(tried.take(fooled.argmax(axis=0)[hit]))
         alive = clean[chunk] & ~ever
-        tail = (pool.take(slice(n_pool, budget)), pool_correct[n_pool:, chunk],
-                pool_margin[n_pool:, chunk])
+        tail = (pool, pool_correct, pool_margin,
+                _tail_order(pool_correct, clean, labels, chunk, n_pool))
         found = _local_search(scorer, images, mask, labels, chunk, alive, tried, margin, tail,
                               budget - explore, seed, queries)
         library.add(found)
         right[chunk] = alive
     return right, queries
+
+
+def _tail_order(pool_correct: np.ndarray, clean: np.ndarray, labels: np.ndarray,
+                chunk: np.ndarray, n_pool: int) -> np.ndarray:
+    """``int [len(chunk), budget - n_pool]``: per image of ``chunk``, the pool's members after
+    its first ``n_pool`` (those it tried first), ordered by how many images of the chunks
+    before it they fooled: of the image's class first, then of any class; by index on ties."""
+    budget, seen = len(pool_correct), chunk[0]
+    fooled = ~pool_correct[n_pool:, :seen] & clean[:seen]  # [budget - n_pool, seen]
+    overall = fooled.sum(axis=1)
+    order = np.empty((len(chunk), budget - n_pool), np.int64)
+    for label in np.unique(labels[chunk]):
+        own = fooled[:, labels[:seen] == label].sum(axis=1)
+        order[labels[chunk] == label] = n_pool + np.argsort(-(own * (seen + 1) + overall),
+                                                            kind="stable")
+    return order
 
 
 def _concat(a: mem.Members, b: mem.Members) -> mem.Members:
@@ -302,18 +322,19 @@ def _concat(a: mem.Members, b: mem.Members) -> mem.Members:
 
 def _local_search(scorer: Scorer, images: np.ndarray, mask: np.ndarray, labels: np.ndarray,
                   chunk: np.ndarray, alive: np.ndarray, tried: mem.Members, margin: np.ndarray,
-                  tail: tuple[mem.Members, np.ndarray, np.ndarray], steps: int, seed: int,
-                  queries: np.ndarray) -> mem.Members:
+                  tail: tuple[mem.Members, np.ndarray, np.ndarray, np.ndarray], steps: int,
+                  seed: int, queries: np.ndarray) -> mem.Members:
     """The images of ``chunk`` still right (``alive``, updated in place): a share
     ``MOVE_SHARE`` of the ``steps`` are local moves from the ``ELITE`` tried members with the
-    lowest margin for each image, the others the pool's next members (``tail``: members and
-    their scores on the chunk, already computed); one query a step. Returns the members
-    that fooled an image."""
+    lowest margin for each image, the others the pool's next members in each image's order
+    (``tail``: the pool, its scores on every image, already computed, and ``_tail_order``);
+    one query a step. Returns the members that fooled an image."""
     elite = min(ELITE, len(tried))
     order = np.argsort(margin, axis=0, kind="stable")[:elite]  # [E, chunk]
     family, params = tried.family[order], tried.params[order]
     backgrounds = tried.bytes[order]
     best = np.take_along_axis(margin, order, axis=0)
+    pool, pool_correct, pool_margin, order_tail = tail
     found = []
     moves = 0
     for step in range(steps):
@@ -322,10 +343,11 @@ def _local_search(scorer: Scorer, images: np.ndarray, mask: np.ndarray, labels: 
             break
         idx = chunk[pos]
         next_pool = step - moves
-        if next_pool < len(tail[0]) and (step + 1) * (1 - MOVE_SHARE) >= next_pool + 1:
+        if next_pool < order_tail.shape[1] and (step + 1) * (1 - MOVE_SHARE) >= next_pool + 1:
             # The pool's next member: exploration, its scores computed with the pool's.
-            children = tail[0].take(np.full(len(pos), next_pool))
-            right, m = tail[1][next_pool, pos], tail[2][next_pool, pos]
+            members = order_tail[pos, next_pool]
+            children = pool.take(members)
+            right, m = pool_correct[members, idx], pool_margin[members, idx]
             slot = np.argmax(best[:, pos], axis=0)
         else:
             slot = np.full(len(pos), moves % elite)
