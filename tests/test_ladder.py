@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from bgbench.attack.protocol import PROTOCOL
 from bgbench.ladder import LADDER, METHOD
 from bgbench.provenance import options_sha256
 from bgbench.report.tables import ladder_table
@@ -112,9 +113,10 @@ def test_ladder_table_rows_seed_counts_and_changes():
 
 
 def test_ladder_table_shows_the_worst_case_search_where_models_were_searched():
-    def searched(e: dict, adaptive: float, universal: float, budget: int = 100) -> dict:
+    def searched(e: dict, adaptive: float, universal: float, budget: int = 100,
+                 protocol: str = PROTOCOL) -> dict:
         return {**e, "worst_case": {"budget": budget, "adaptive_accuracy": adaptive,
-                                    "universal_accuracy": universal}}
+                                    "universal_accuracy": universal, "protocol": protocol}}
 
     last, before = LADDER[-1], LADDER[-2]
     step = {**entry("mnist", "full", before.options_sha256(), 0.98, 0.99), "sha256": "f" * 64}
@@ -128,6 +130,11 @@ def test_ladder_table_shows_the_worst_case_search_where_models_were_searched():
     # Only budget-100 searches count.
     assert rows[f"{len(LADDER)}. {last.title}"][5:] == ["90.0 (1)", "98.0"]
     assert rows[f"1. {LADDER[0].title}"][5:] == ["–", "–"]
+    # A search of another protocol version is never set beside this one's.
+    older = ladder_table(entries, [searched(step, 0.6, 0.91, protocol="bgbench-worst-case-0")])
+    rows = {r[0]: r for r in ([c.strip() for c in line.strip("|").split("|")]
+                              for line in older.splitlines()[2:])}
+    assert rows[f"{len(LADDER) - 1}. {before.title}"][5:] == ["–", "–"]
 
 
 @pytest.mark.parametrize("step", LADDER, ids=lambda s: s.tag)

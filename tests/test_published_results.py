@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from bgbench.attack.protocol import PROTOCOL
 from bgbench.extended import NAMES
 from bgbench.harness import TestSuite, evaluate
 from bgbench.harness.model import file_sha256
@@ -130,6 +131,7 @@ def test_every_published_model_is_searched():
     for name, entry in _entries().items():
         assert entry["worst_case"]["n_images"] == entry["n_images"] == 10_000, name
         assert entry["worst_case"]["budget"] == 100, name
+        assert entry["worst_case"]["protocol"] == PROTOCOL, name
 
 
 @pytest.mark.parametrize("folder", [d for d in LADDER_DIRS if (ROOT / d / "models").is_dir()],
@@ -145,6 +147,7 @@ def test_ladder_models_are_the_files_their_results_name(folder):
             f"{folder}/{name} is not the file results.json was computed from")
         assert entry["n_images"] == entry["worst_case"]["n_images"] == 10_000
         assert entry["worst_case"]["budget"] == 100
+        assert entry["worst_case"]["protocol"] == PROTOCOL, f"{folder}/{name}"
 
 
 @pytest.mark.published

@@ -113,7 +113,8 @@ def _markdown(entries: list[dict[str, Any]], docs: list[dict[str, Any]],
                "different seed counts where the counts differ: compare it with the seed "
                "spread). Where a step's models were searched (`bgbench attack`, budget 100), "
                "*adaptive* and *universal* are their worst-case accuracies, with the number of "
-               "models searched.", "", tl, ""]
+               "models searched (searches of an earlier protocol version are left out).", "",
+               tl, ""]
         md += [f"{i}. {step.why}" for i, step in enumerate(LADDER, 1)] + [""]
     te = extended_table(groups)
     if te:

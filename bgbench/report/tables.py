@@ -230,9 +230,11 @@ def ladder_table(entries: list[dict[str, Any]],
     """The ablation ladder (``bgbench.ladder.LADDER``): per dataset, each step's seed count,
     six-background average, clean accuracy, change of the average from the step before and,
     where any of its models was searched (its own ``worst_case``, or a ``searched`` entry of
-    the same model file), the adaptive and universal worst-case accuracy at budget 100 (with
-    the count of searched models); None where no step beyond the first has a model."""
-    from bgbench.attack.protocol import DEFAULT_BUDGET
+    the same model file), the adaptive and universal worst-case accuracy at budget 100 under
+    this bgbench's search protocol (with the count of searched models; a search of another
+    protocol version is left out, never compared); None where no step beyond the first has a
+    model."""
+    from bgbench.attack.protocol import DEFAULT_BUDGET, PROTOCOL
     from bgbench.ladder import LADDER
 
     by_sha = {e.get("sha256"): e["worst_case"] for e in searched if e.get("worst_case")}
@@ -244,7 +246,8 @@ def ladder_table(entries: list[dict[str, Any]],
 
     def worst_cases(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
         cases = [e.get("worst_case") or by_sha.get(e.get("sha256")) for e in models]
-        return [wc for wc in cases if wc and wc.get("budget") == DEFAULT_BUDGET]
+        return [wc for wc in cases if wc and wc.get("budget") == DEFAULT_BUDGET
+                and wc.get("protocol") == PROTOCOL]
 
     with_search = any(worst_cases(v) for v in found.values())
     header = ["step"]
