@@ -17,7 +17,7 @@ DEFAULT_OUT = "bgbench-attack"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``attack`` subcommand."""
-    from bgbench.attack.protocol import DEFAULT_BUDGET, DEFAULT_SEED, EXPLORE_SHARE
+    from bgbench.attack.protocol import DEFAULT_BUDGET, DEFAULT_SEED, EXPLORE_SHARE, PROTOCOL
 
     p = subparsers.add_parser(
         "attack", help="search each model's worst backgrounds (universal, worst-of-k, adaptive)",
@@ -26,8 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "registered family with mean at most 0.5; docs/threat-model.md), with a budget of "
         "background queries per image: the universal worst background of a seeded pool (the "
         "same pool for every model), worst-of-k over the pool's first k members, and an "
-        "adaptive per-image search that starts from the pool's first "
-        f"{EXPLORE_SHARE:.0%} and moves locally within each family. Writes results.json "
+        f"adaptive per-image search ({PROTOCOL}) that spends its first {EXPLORE_SHARE:.0%} on "
+        "the backgrounds that fooled earlier images and the pool's first members, then "
+        "alternates the pool members that fooled the most earlier images of the image's class "
+        "with local moves within each family. Writes results.json "
         "(a worst_case object per model) and results.csv; `bgbench merge` joins them with "
         "a `bgbench eval` of the same models. Takes every model and input convention that "
         "`bgbench eval` takes.")
