@@ -45,7 +45,7 @@ MODELS = [RESULTS / "models" / f"{dataset}-{method}-seed0.onnx"
 # stage-3 methods trained with the ladder step `epochs`'s options) and results/faithful/
 # (the paper's method as written); results/ladder/ and results/ladder-searched/ (one folder
 # per searched step) hold the ablation ladder's intermediate steps.
-WORST_CASE_DIRS = [Path("results")]
+WORST_CASE_DIRS = [Path("results"), Path("results/faithful")]
 RESULT_DIRS = [d for d in (Path("results"), Path("results/epochs"), Path("results/faithful"))
                if (ROOT / d / "results.json").is_file()]
 LADDER_DIRS = [d.relative_to(ROOT) for d in (ROOT / "results/ladder",
@@ -134,10 +134,11 @@ def test_every_published_model_is_searched():
         assert entry["worst_case"]["protocol"] == PROTOCOL, name
 
 
-@pytest.mark.parametrize("folder", [d for d in LADDER_DIRS if (ROOT / d / "models").is_dir()],
+@pytest.mark.parametrize("folder", [d for d in (Path("results/faithful"), *LADDER_DIRS)
+                                    if (ROOT / d / "models").is_dir()],
                          ids=lambda d: d.name)
-def test_ladder_models_are_the_files_their_results_name(folder):
-    # Merged with --relative-to the ladder's work folder, each entry names models/NAME.onnx.
+def test_published_models_are_the_files_their_results_name(folder):
+    # Merged with --relative-to their work folder, each entry names models/NAME.onnx.
     doc = json.loads((ROOT / folder / "results.json").read_text(encoding="utf-8"))
     named = {m["model"]: m for m in doc["models"]}
     files = {f"models/{f.name}": f for f in (ROOT / folder / "models").glob("*.onnx")}
