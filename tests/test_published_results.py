@@ -138,7 +138,7 @@ def test_every_published_model_is_searched():
                                     if (ROOT / d / "models").is_dir()],
                          ids=lambda d: d.name)
 def test_published_models_are_the_files_their_results_name(folder):
-    # Merged with --relative-to their work folder, each entry names models/NAME.onnx.
+    # Each entry names its model as the folder holds it: models/NAME.onnx.
     doc = json.loads((ROOT / folder / "results.json").read_text(encoding="utf-8"))
     named = {m["model"]: m for m in doc["models"]}
     files = {f"models/{f.name}": f for f in (ROOT / folder / "models").glob("*.onnx")}
