@@ -120,3 +120,16 @@ def test_a_re_evaluation_listed_after_older_results_supplies_their_measures(meas
     fresh = report_markdown([r])
     for section in ("## Paired comparisons", "## Flip rate", "## Calibration"):
         assert text.split(section)[1].split("##")[0] == fresh.split(section)[1].split("##")[0]
+
+
+def test_a_seed_without_its_baseline_is_named_for_that_reason(tmp_path):
+    images, labels = synthetic_data()
+    suites = {"mnist": TestSuite("mnist", images, labels, threads=1)}
+    models = [tagged_model(tmp_path / f"{m}{s}.onnx", "mnist", m, s, weights(10 * s + i, 0.01))
+              for i, (m, s) in enumerate((("proposal", 0), ("proposal", 1), ("truemask", 0)))]
+    write_results(tmp_path / "r", evaluate(models, threads=1, suites=suites))
+    text = report_markdown([tmp_path / "r"])
+    assert row(text, "| MNIST Proposal − True mask, seed 0")
+    assert ("Not paired, for want of the other model at the same seed: "
+            "MNIST Proposal − True mask (seed 1).") in text
+    assert "for want of per-image results" not in text

@@ -85,7 +85,7 @@ def paired_comparisons(groups: list[Group], bits: dict[str, Any]) -> str:
     from bgbench.harness.pairing import pair
 
     header = ["comparison", *("clean", *BACKGROUND_NAMES), "significant sets"]
-    rows, unpaired = [], []
+    rows, unpaired, unmatched = [], [], []
     for dataset, preset in dict.fromkeys((g.dataset, g.preset) for g in groups):
         by_method = {g.method: g for g in groups if (g.dataset, g.preset) == (dataset, preset)}
         for method, group in by_method.items():
@@ -95,12 +95,14 @@ def paired_comparisons(groups: list[Group], bits: dict[str, Any]) -> str:
                     continue
                 title = (f"{DATASET_TITLES.get(dataset, dataset)} {group_title(group, groups)}"
                          f" − {method_title(baseline)}")
-                missing = []
+                missing, alone = [], []
                 others = {_seed(e): e for e in other.entries}
                 for e in group.entries:
                     o = others.get(_seed(e))
-                    a = bits.get(_bits_key(e))
-                    b = bits.get(_bits_key(o)) if o else None
+                    if o is None:
+                        alone.append(f"seed {_seed(e)}")
+                        continue
+                    a, b = bits.get(_bits_key(e)), bits.get(_bits_key(o))
                     if a is None or b is None:
                         missing.append(f"seed {_seed(e)}")
                         continue
@@ -114,10 +116,10 @@ def paired_comparisons(groups: list[Group], bits: dict[str, Any]) -> str:
                         f"{100 * p.difference:+.1f}{'*' if p.significant else ''}"
                         if (p := paired.get(c)) else MISSING for c in header[1:8]]
                         + [f"{sum(p.significant for p in paired.values())} of {len(paired)}"])
-                if len(missing) == len(group.entries):
-                    unpaired.append(title)
-                elif missing:
-                    unpaired.append(f"{title} ({', '.join(missing)})")
+                for seeds, out in ((missing, unpaired), (alone, unmatched)):
+                    if seeds:
+                        out.append(title if len(seeds) == len(group.entries)
+                                   else f"{title} ({', '.join(seeds)})")
     lines = []
     if rows:
         lines += [markdown_table(header, rows), "",
@@ -128,9 +130,12 @@ def paired_comparisons(groups: list[Group], bits: dict[str, Any]) -> str:
                   "included). `bgbench compare A B --results DIR` prints the counts, p-values "
                   "and intervals.", ""]
     if unpaired:
-        lines.append("Not paired, for want of per-image results (these models were evaluated "
-                     "before bgbench kept them in correct.npz; re-evaluating them adds them): "
-                     + "; ".join(unpaired) + ".")
+        lines += ["Not paired, for want of per-image results (these models were evaluated "
+                  "before bgbench kept them in correct.npz; re-evaluating them adds them): "
+                  + "; ".join(unpaired) + ".", ""]
+    if unmatched:
+        lines += ["Not paired, for want of the other model at the same seed: "
+                  + "; ".join(unmatched) + ".", ""]
     return "\n".join(lines).strip() or "No method has a baseline to be paired with here."
 
 
