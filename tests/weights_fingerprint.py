@@ -1,17 +1,24 @@
 """Same-seed weight fingerprints of every method: a SHA-256 of each final state dict.
 
 Trains each method with the quick preset, shortened by ``OVERRIDES``, on a few hundred
-synthetic images with one torch thread (deterministic on CPU), and hashes the classifier,
-mask generator and background generator it writes. ``test_train_fingerprint.py`` pins the
-result, so a refactor of the training code that changes one parameter fails a test.
+synthetic images with one torch thread, and hashes the classifier, mask generator and
+background generator it writes. ``test_train_fingerprint.py`` pins the result, so a refactor
+of the training code that changes one parameter fails a test.
 
-    python tests/weights_fingerprint.py        # prints the fingerprints as JSON
+Bitwise equal weights on any x86-64 CPU need kernels that do not depend on the CPU: torch's
+own kernels without explicit SIMD (``ATEN_CPU_CAPABILITY=default``), no oneDNN (its blocking
+follows the CPU's ISA and caches, and two CPUs with the same instruction set gave different
+stage-3 weights), and MKL in conditional numerical reproducibility mode (``MKL_CBWR``). The
+environment variables are read when torch loads, so the script re-executes itself with them.
+
+    python tests/weights_fingerprint.py [METHOD...]   # prints the fingerprints as JSON
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +30,8 @@ from bgbench.train.data import synthetic
 from bgbench.vocab import METHODS
 
 WEIGHT_FILES = ("classifier.pt", "mask_generator.pt", "background_generator.pt")
+# Set before torch loads; see the module docstring.
+PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE,STRICT"}
 IMAGES = 512
 # Long enough that the classifier learns and the mask generator's Otsu masks cover part
 # of each image (so the stage-3 backgrounds reach the classifier and the methods differ);
@@ -43,27 +52,39 @@ def state_sha256(state: dict[str, torch.Tensor]) -> str:
 
 
 def fingerprint(method: str, workdir: Path) -> dict[str, str]:
-    """Train ``method`` (seed 0) into ``workdir`` and hash each weight file it writes."""
-    threads = torch.get_num_threads()
+    """Train ``method`` (seed 0) into ``workdir`` and hash each weight file it writes.
+
+    Portable across CPUs only in a process started with ``PORTABLE_ENV``."""
+    threads, mkldnn = torch.get_num_threads(), torch.backends.mkldnn.enabled
     torch.set_num_threads(1)
+    torch.backends.mkldnn.enabled = False
     try:
         config = make_config("synthetic", method, "quick", seed=0, overrides=OVERRIDES)
         run = workdir / method
         train(config, run, quiet=True, tensors=synthetic(IMAGES, seed=0))
     finally:
         torch.set_num_threads(threads)
+        torch.backends.mkldnn.enabled = mkldnn
     return {name: state_sha256(torch.load(run / name, map_location="cpu", weights_only=True))
             for name in WEIGHT_FILES if (run / name).exists()}
 
 
-def main() -> int:
-    """Print ``{"torch": version, "methods": {method: {file: sha256}}}`` as JSON."""
+def main(argv: list[str]) -> int:
+    """Print ``{"torch": version, "methods": {method: {file: sha256}}}`` as JSON for the
+    methods named (all by default), re-executing under ``PORTABLE_ENV`` first."""
+    if any(os.environ.get(k) != v for k, v in PORTABLE_ENV.items()):
+        os.execve(sys.executable, [sys.executable, __file__, *argv],
+                  {**os.environ, **PORTABLE_ENV})
+    unknown = sorted(set(argv) - set(METHODS))
+    if unknown:
+        print(f"unknown method(s) {unknown}; choose from {list(METHODS)}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory() as tmp:
-        methods = {m: fingerprint(m, Path(tmp)) for m in METHODS}
+        methods = {m: fingerprint(m, Path(tmp)) for m in argv or METHODS}
     json.dump({"torch": torch.__version__, "methods": methods}, sys.stdout, indent=2)
     print()
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))
