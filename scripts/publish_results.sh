@@ -80,7 +80,7 @@ mkdir -p results/ladder
 cp "$ladder"/results/results.json "$ladder"/results/results.csv results/ladder/
 
 # `results`, not a path to it: the report names its results directories as given.
-# results/epochs/ (proposal and true mask at the ladder step `epochs`, not made here) is shown
+# results/epochs/ (the proposal at the ladder step `epochs`, not made here) is shown
 # where the repository has it.
 epochs=(); [ -f results/epochs/results.json ] && epochs=(results/epochs)
 $bgbench report results "${epochs[@]}" results/faithful \

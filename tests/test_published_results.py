@@ -41,8 +41,8 @@ RESULTS = ROOT / "results"
 MODELS = [RESULTS / "models" / f"{dataset}-{method}-seed0.onnx"
           for dataset in ("mnist", "fashion-mnist") for method in ("proposal", "traditional")]
 # The published results directories, named as the publishing command names them (relative
-# to the repository root): results/ (the full preset, searched), results/epochs/ (proposal
-# and true mask trained with the ladder step `epochs`'s options) and results/faithful/
+# to the repository root): results/ (the full preset, searched), results/epochs/ (the
+# proposal trained with the ladder step `epochs`'s options, three seeds) and results/faithful/
 # (the paper's method as written); results/ladder/ and results/ladder-searched/ (one folder
 # per searched step) hold the ablation ladder's intermediate steps.
 WORST_CASE_DIRS = [Path("results"), Path("results/faithful")]
