@@ -26,17 +26,21 @@ def test_the_ladder_starts_at_faithful_and_ends_at_full():
     assert (first.preset, first.changes) == ("faithful", {})
     assert (last.preset, last.changes) == ("full", {})
     # Each step from the faithful preset adds to the one before; the steps from the full
-    # preset each change fewer of its options (every change a departure from `full`), and
-    # the first of them adds the clean share to the last faithful one.
+    # preset each change some of its options (every change a departure from `full`, no two
+    # steps alike), and the first of them adds the clean share to the last faithful one.
     faithful_steps = [s for s in LADDER if s.preset == "faithful"]
     for before, after in zip(faithful_steps[1:-1], faithful_steps[2:], strict=True):
         assert before.changes.items() <= after.changes.items()
     full_steps = [s for s in LADDER if s.preset == "full"]
     assert LADDER == (*faithful_steps, *full_steps)
     full = resolve("full")
-    for before, after in zip(full_steps, full_steps[1:], strict=False):
-        assert set(after.changes) <= set(before.changes) and after.changes != before.changes
-        assert all(getattr(full, k) != v for k, v in before.changes.items())
+    for step in full_steps:
+        assert all(getattr(full, k) != v for k, v in step.changes.items())
+    # The family search grows to 8 candidates and 4 moves, then shrinks to `full`'s.
+    searches = {s.tag: (o.family_candidates, o.family_moves) for s in full_steps
+                if (o := resolve("full", s.changes)).family_share > 0}
+    assert searches == {"families": (4, 0), "families-8": (8, 0), "moves": (8, 4),
+                        "holes": (8, 4), "epochs-12": (8, 4), "full": (4, 2)}
     differs = {k for k, v in resolve("full", full_steps[0].changes).as_dict().items()
                if v != resolve("faithful", faithful_steps[-1].changes).as_dict()[k]}
     assert differs == {"clean_fraction"}

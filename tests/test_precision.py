@@ -136,3 +136,70 @@ def test_reproduce_passes_the_precision_to_every_training_run(monkeypatch, tmp_p
     assert main(["reproduce", "--out", str(tmp_path), "--precision", "bf16",
                  "--train-args", "--epochs 1"]) == 0
     assert plans[0].train_args == ["--precision", "bf16", "--epochs", "1"]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_family_precision_is_recorded_only_away_from_fp32(preset):
+    options = resolve(preset, {"family_precision": "fp32"}).as_dict()
+    assert "family_precision" not in options
+    assert TrainOptions.from_dict(options).family_precision == "fp32"
+    bf16 = resolve(preset, {"family_precision": "bf16"}).as_dict()
+    assert bf16 == {**options, "family_precision": "bf16"}
+    assert TrainOptions.from_dict(bf16).family_precision == "bf16"
+
+
+def test_family_scoring_follows_a_bf16_run_and_its_own_option_otherwise():
+    from bgbench.train.steps import scoring_precision
+
+    cases = {("fp32", "fp32"): "fp32", ("fp32", "bf16"): "bf16", ("bf16", "fp32"): "bf16",
+             ("bf16", "bf16"): "bf16"}
+    for (run, scoring), expected in cases.items():
+        opts = resolve("full", {"precision": run, "family_precision": scoring})
+        assert scoring_precision(opts) == expected
+
+
+def test_bf16_family_scoring_without_native_bf16_is_an_error_naming_the_option(
+        monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    overrides = {**TINY, "family_precision": "bf16"}
+    config = make_config("synthetic", "proposal", "quick", overrides=overrides)
+    with pytest.raises(ParameterError, match="`family_precision` bf16 cannot run on cpu.*"
+                                             "train with `family_precision` fp32"):
+        train(config, tmp_path / "run", tensors=synthetic(128, seed=0))
+    assert not (tmp_path / "run").exists()
+    # Without family backgrounds there is no family search, so nothing to refuse.
+    config = make_config("synthetic", "proposal", "quick",
+                         overrides={**overrides, "family_share": 0.0})
+    train(config, tmp_path / "plain", tensors=synthetic(128, seed=0), quiet=True)
+
+
+@needs_bf16
+def test_bf16_family_scoring_scores_in_bf16_and_trains_in_float32(tmp_path):
+    from bgbench.train import family_backgrounds
+
+    f = VGGClassifier().to(memory_format=torch.channels_last)
+    seen = []
+    f.features[0].register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    x, y = synthetic(16, seed=0)[:2]
+    m = (x > 0).float()
+    g = torch.Generator().manual_seed(0)
+    candidates = family_backgrounds.draw_candidates(torch.ones(16, dtype=torch.bool), 32, g, 4,
+                                                    ("stripes", "board"), moves=2)
+    out = family_backgrounds.hardest(f, x, y, m, candidates, precision="bf16")
+    assert seen == [torch.bfloat16] * 6 and out.dtype == torch.float32
+    # A run with bf16 scoring repeats itself, records the option, keeps float32 weights and
+    # trains another classifier than float32 scoring (through the backgrounds it picks).
+    data = synthetic(256, seed=0)
+    runs = {}
+    for name, scoring in (("a", "bf16"), ("b", "bf16"), ("fp32", "fp32")):
+        # True masks: the tiny run's learned masks cover whole images, hiding backgrounds.
+        config = make_config("synthetic", "truemask", "quick",
+                             overrides={**TINY, "family_precision": scoring})
+        train(config, tmp_path / name, tensors=data, quiet=True)
+        runs[name] = torch.load(tmp_path / name / "classifier.pt", weights_only=True)
+    assert all(torch.equal(runs["a"][k], runs["b"][k]) for k in runs["a"])
+    assert not all(torch.equal(runs["a"][k], runs["fp32"][k]) for k in runs["a"])
+    assert {t.dtype for t in runs["a"].values()} == {torch.float32}
+    saved = json.loads((tmp_path / "a" / "config.json").read_text())["options"]
+    assert saved["family_precision"] == "bf16"

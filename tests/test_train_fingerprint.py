@@ -28,17 +28,17 @@ PINNED: dict[str, dict[str, str]] = {
     },
     "proposal": {
         "classifier.pt":
-            "b6b3a2d871100e8ccbc0d0cb24c26e53d1843d55cedb0fe0415fb3b9cfddbfef",
+            "c48547eb7b263a3b6596ba8695c5f19c70cf291fed2f81ad1196232b2acefdd2",
         "mask_generator.pt":
             "9c04c84f07e37352888eb10ce330dfeed8b99256c0da2140771b06e884966b70",
         "background_generator.pt":
-            "e005dcd4a1c74bea9759b7547fd1391ed26c2fbefaae6755172100865c762c93",
+            "72b5b66a14d02ad359538b9ffdb96db9d43e176972ee0c0f406068964f266f45",
     },
     "truemask": {
         "classifier.pt":
-            "39386748ce1ca5b432c8a2736c8c8f5e466d3928e9b9409213f6c2e4bb55b8f9",
+            "44791420850c07c5a247f63859c6383758cb0b41520da746f09e6190cef58673",
         "background_generator.pt":
-            "a161c1ac6a23d47bbf9a3bd47ca393bc7a55ca4d2179449cceba2d73b1f8af42",
+            "0b299b63632ec47887f5097017187f02bec0c191cd8a838a30d7a26916948a2d",
     },
     "noisebg": {
         "classifier.pt":

@@ -85,12 +85,17 @@ class TrainOptions:
     family_share: float = _option(0.5, "stage 3: share of the classifier's backgrounds replaced "
                                   "by members of the threat model's families "
                                   "(`train_families`), drawn admissible", minimum=0, maximum=1)
-    family_candidates: int = _option(8, "stage 3: family members drawn per family background; "
+    family_candidates: int = _option(4, "stage 3: family members drawn per family background; "
                                      "the classifier is shown the one of highest "
                                      "cross-entropy (1: a random member)", minimum=1)
-    family_moves: int = _option(4, "stage 3: local moves (one family parameter stepped) "
+    family_moves: int = _option(2, "stage 3: local moves (one family parameter stepped) "
                                 "from each family background's hardest candidate, each kept "
                                 "where it raises the cross-entropy", minimum=0)
+    family_precision: str = _option("fp32", "stage 3: precision of the family search's "
+                                    "scoring forward passes (no gradients): float32, or "
+                                    "bfloat16 autocast (needs native bf16: avx512_bf16/AMX "
+                                    "or CUDA sm80+; always bf16 when `precision` is)",
+                                    choices=PRECISIONS)
     train_families: str = _option(",".join(DEFAULT_TRAIN_FAMILIES), "stage 3: the families "
                                   "`family_share` draws, comma-separated (from "
                                   f"{', '.join(FAMILY_NAMES)})")
@@ -156,7 +161,8 @@ OFF_WHEN_ABSENT: dict[str, Any] = {"soft_share": 0.0, "grey_share": 0.0,
 # off), so that the config.json and options hash of anything trained without the option,
 # before it existed or since, stay what they were. An absent one has this value.
 UNRECORDED_AT: dict[str, Any] = {"precision": "fp32", "family_share": 0.0, "family_candidates": 1,
-                                  "family_moves": 0, "pixel_dropout_share": 0.0,
+                                  "family_moves": 0, "family_precision": "fp32",
+                                  "pixel_dropout_share": 0.0,
                                   "train_families": ",".join(DEFAULT_TRAIN_FAMILIES)}
 
 
@@ -214,10 +220,11 @@ PRESET_CHANGES: dict[str, dict[str, Any]] = {
     # what stage 3 shows the classifier, and its family backgrounds are mined for the
     # classifier as it is, so it needs more epochs than the five of ``faithful``), and a
     # stage-3 adversary as strong as the worst-case search: half of the backgrounds are
-    # threat-model family members, the hardest of 8 refined by 4 local moves, and 30% of
-    # the images get holes (pixel dropout), which binary noise backgrounds otherwise teach
-    # the classifier to read as background (each chosen on the validation split's
-    # worst-case search; the ladder in bgbench/ladder.py shows them).
+    # threat-model family members, the hardest of 4 refined by 2 local moves (8 and 4 cost
+    # more than twice the training time of the stage 3 without them), and 30% of the images
+    # get holes (pixel dropout), which binary noise backgrounds otherwise teach the
+    # classifier to read as background (each chosen on the validation split's worst-case
+    # search; the ladder in bgbench/ladder.py shows them).
     "full": {},
     # The most faithful reading of the paper: its TV weight, untransformed masks,
     # composites only, L_BA with weight 1, soft backgrounds, no grey fields, intensity

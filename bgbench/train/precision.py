@@ -42,16 +42,17 @@ def bf16_support(device: torch.device) -> str | None:
     return f"bfloat16 training is supported on cpu and cuda, not {device.type}"
 
 
-def check_precision(precision: str, device: torch.device) -> None:
-    """Raise ``ParameterError`` when ``precision`` is unknown or ``device`` cannot run it."""
+def check_precision(precision: str, device: torch.device, option: str = "precision") -> None:
+    """Raise ``ParameterError`` when ``precision`` (the value of ``option``) is unknown or
+    ``device`` cannot run it."""
     if precision not in PRECISIONS:
-        raise ParameterError(f"`precision` must be one of {', '.join(PRECISIONS)}, "
+        raise ParameterError(f"`{option}` must be one of {', '.join(PRECISIONS)}, "
                              f"got {precision!r}")
     if precision == "bf16":
         reason = bf16_support(device)
         if reason is not None:
-            raise ParameterError(f"`precision` bf16 cannot run on {device.type}: {reason}; "
-                                 "train with `precision` fp32")
+            raise ParameterError(f"`{option}` bf16 cannot run on {device.type}: {reason}; "
+                                 f"train with `{option}` fp32")
 
 
 def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:

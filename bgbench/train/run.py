@@ -184,6 +184,8 @@ def train(config: RunConfig, out: str | Path, *, device: str = "cpu",
     try:
         opts = config.options
         check_precision(opts.precision, ctx.device)
+        if opts.family_share > 0:
+            check_precision(opts.family_precision, ctx.device, "family_precision")
         if opts.batch_size % ctx.world:
             raise ParameterError(f"`batch_size` {opts.batch_size} does not "
                                  f"divide over {ctx.world} processes; use a multiple of "

@@ -190,6 +190,12 @@ def classifier_backgrounds(fb: nn.Module, z: Tensor, uniforms: Tensor | None,
     return apply_mix(sample_background(soft, uniforms), soft, mix)
 
 
+def scoring_precision(opts: TrainOptions) -> str:
+    """The precision of the family search's scoring passes: ``family_precision``, except
+    that a bf16 run (``precision``) scores in bf16 too."""
+    return opts.family_precision if opts.precision == "fp32" else opts.precision
+
+
 def _mine_family_rows(f: nn.Module, batch: AdversarialBatch, b: Tensor, precision: str
                       ) -> Tensor:
     """``b`` with each family sample's background replaced by its hardest candidate for
@@ -223,7 +229,7 @@ def adversarial_step(model: nn.Module, f: nn.Module, fb: nn.Module | None,
         with torch.no_grad():
             b = classifier_backgrounds(fb, batch.z, batch.uniforms, batch.mix, opts.precision)
         if batch.mix is not None and batch.mix.family is not None:
-            b = _mine_family_rows(f, batch, b, opts.precision)
+            b = _mine_family_rows(f, batch, b, scoring_precision(opts))
     loss, logits, area, bg_mean = adversarial_classifier_step(
         model, optimizers[0], batch.x, batch.y, batch.m, b, batch.intensity, opts.precision)
     gen_ce: Tensor | float = 0.0
