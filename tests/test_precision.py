@@ -81,18 +81,25 @@ def test_bf16_forward_runs_convolutions_in_bf16_and_returns_float32():
 def _weights(run):
     return {name: hashlib.sha256(b"".join(t.numpy().tobytes() for _, t in sorted(
         torch.load(run / name, weights_only=True).items()))).hexdigest()
-        for name in ("classifier.pt", "mask_generator.pt", "background_generator.pt")}
+        for name in ("classifier.pt", "mask_generator.pt", "background_generator.pt")
+        if (run / name).exists()}
+
+
+def _bf16_twice_and_fp32(tmp_path, method, option):
+    """The weight hashes of three tiny runs of ``method``: ``option`` bf16 in runs a and b,
+    fp32 in run fp32."""
+    data = synthetic(256, seed=0)
+    runs = {}
+    for name, value in (("a", "bf16"), ("b", "bf16"), ("fp32", "fp32")):
+        config = make_config("synthetic", method, "quick", overrides={**TINY, option: value})
+        train(config, tmp_path / name, tensors=data, quiet=True)
+        runs[name] = _weights(tmp_path / name)
+    return runs
 
 
 @needs_bf16
 def test_bf16_training_is_deterministic_and_keeps_float32_weights(tmp_path):
-    data = synthetic(256, seed=0)
-    runs = {}
-    for name, prec in (("a", "bf16"), ("b", "bf16"), ("fp32", "fp32")):
-        config = make_config("synthetic", "proposal", "quick",
-                             overrides={**TINY, "precision": prec})
-        train(config, tmp_path / name, tensors=data, quiet=True)
-        runs[name] = _weights(tmp_path / name)
+    runs = _bf16_twice_and_fp32(tmp_path, "proposal", "precision")
     assert runs["a"] == runs["b"]
     assert runs["a"]["classifier.pt"] != runs["fp32"]["classifier.pt"]
     state = torch.load(tmp_path / "a" / "classifier.pt", weights_only=True)
@@ -190,16 +197,11 @@ def test_bf16_family_scoring_scores_in_bf16_and_trains_in_float32(tmp_path):
     assert seen == [torch.bfloat16] * 6 and out.dtype == torch.float32
     # A run with bf16 scoring repeats itself, records the option, keeps float32 weights and
     # trains another classifier than float32 scoring (through the backgrounds it picks).
-    data = synthetic(256, seed=0)
-    runs = {}
-    for name, scoring in (("a", "bf16"), ("b", "bf16"), ("fp32", "fp32")):
-        # True masks: the tiny run's learned masks cover whole images, hiding backgrounds.
-        config = make_config("synthetic", "truemask", "quick",
-                             overrides={**TINY, "family_precision": scoring})
-        train(config, tmp_path / name, tensors=data, quiet=True)
-        runs[name] = torch.load(tmp_path / name / "classifier.pt", weights_only=True)
-    assert all(torch.equal(runs["a"][k], runs["b"][k]) for k in runs["a"])
-    assert not all(torch.equal(runs["a"][k], runs["fp32"][k]) for k in runs["a"])
-    assert {t.dtype for t in runs["a"].values()} == {torch.float32}
+    # True masks: the tiny run's learned masks cover whole images, hiding backgrounds.
+    runs = _bf16_twice_and_fp32(tmp_path, "truemask", "family_precision")
+    assert runs["a"] == runs["b"]
+    assert runs["a"]["classifier.pt"] != runs["fp32"]["classifier.pt"]
+    state = torch.load(tmp_path / "a" / "classifier.pt", weights_only=True)
+    assert {t.dtype for t in state.values()} == {torch.float32}
     saved = json.loads((tmp_path / "a" / "config.json").read_text())["options"]
     assert saved["family_precision"] == "bf16"
