@@ -220,8 +220,8 @@ PRESET_CHANGES: dict[str, dict[str, Any]] = {
     # what stage 3 shows the classifier, and its family backgrounds are mined for the
     # classifier as it is, so it needs more epochs than the five of ``faithful``), and a
     # stage-3 adversary as strong as the worst-case search: half of the backgrounds are
-    # threat-model family members, the hardest of 4 refined by 2 local moves (8 and 4 cost
-    # more than twice the training time of the stage 3 without them), and 30% of the images
+    # threat-model family members, the hardest of 4 refined by 2 local moves (8 and 4, the
+    # ladder step `epochs-12`, made a run over twice the `epochs` step's), and 30% of the images
     # get holes (pixel dropout), which binary noise backgrounds otherwise teach the
     # classifier to read as background (each chosen on the validation split's worst-case
     # search; the ladder in bgbench/ladder.py shows them).
