@@ -5,11 +5,13 @@ synthetic images with one torch thread, and hashes the classifier, mask generato
 background generator it writes. ``test_train_fingerprint.py`` pins the result, so a refactor
 of the training code that changes one parameter fails a test.
 
-Bitwise equal weights on any x86-64 CPU need kernels that do not depend on the CPU: torch's
+Bitwise equal weights across CPUs need kernels that do not depend on the CPU: torch's
 own kernels without explicit SIMD (``ATEN_CPU_CAPABILITY=default``), no oneDNN (its blocking
 follows the CPU's ISA and caches, and two CPUs with the same instruction set gave different
 stage-3 weights), and MKL in conditional numerical reproducibility mode (``MKL_CBWR``). The
 environment variables are read when torch loads, so the script re-executes itself with them.
+With these, Intel and AMD CPUs still give different weights, so the test pins one set per
+CPU vendor.
 
     python tests/weights_fingerprint.py [METHOD...]   # prints the fingerprints as JSON
 """
