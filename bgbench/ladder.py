@@ -75,7 +75,10 @@ _MASKS = {**_BLOCKS, "mask_transform": "otsu", "mask_dilation": 2, "unet_width":
 # the seventh to ninth add the family backgrounds without the holes, the tenth the holes
 # with 8 stage-3 epochs, all of them trained with 8; the eleventh 12 epochs. Up to the
 # eleventh, the family search is the hardest of 8 candidates refined by 4 moves.
-_SEARCH_8_4 = {"family_candidates": 8, "family_moves": 4}
+# Every step from the fourth to the twelfth keeps stage 3's epoch by clean and noise
+# accuracy, as the steps before them do; the thirteenth picks it by the worst-case search.
+_NOISE_SCORE = {"select_budget": 0}
+_SEARCH_8_4 = {"family_candidates": 8, "family_moves": 4, **_NOISE_SCORE}
 _EIGHT_EPOCHS = {"adv_epochs": 8, **_SEARCH_8_4}
 _NO_HOLES = {**_EIGHT_EPOCHS, "pixel_dropout_share": 0.0}
 _NO_MOVES = {**_NO_HOLES, "family_moves": 0}
@@ -118,7 +121,8 @@ LADDER: tuple[Step, ...] = (
          "itself. Chosen on the validation split's worst-case search; frame, clock and ramp "
          "are never drawn, so the search's figures on them (and the paper's border and "
          "clock) measure generalisation.",
-         {"adv_epochs": 8, "pixel_dropout_share": 0.0, "family_moves": 0, "family_share": 0.3},
+         {"adv_epochs": 8, "pixel_dropout_share": 0.0, "family_moves": 0, "family_share": 0.3,
+          **_NOISE_SCORE},
          searched=True),
     Step("families-8", "+ family backgrounds for 50% of stage 3's, the hardest of 8 per image",
          "full",
@@ -150,12 +154,20 @@ LADDER: tuple[Step, ...] = (
          "lower (ten epochs do not). Chosen on the validation split (docs/threat-model.md); "
          "a run takes 2.0-2.2x the `epochs` step's, over the 2x allowed.",
          _SEARCH_8_4, seeds=(0, 1, 2), searched=True),
-    Step("full", "+ a cheaper search: the hardest of 4 refined by 2 moves (= `full`)", "full",
+    Step("search-4x2", "+ a cheaper search: the hardest of 4 refined by 2 moves", "full",
          "Half the candidates and half the moves halve the family search's forward passes: "
          "a stage-3 epoch takes 1.4x the `epochs` step's instead of 1.9x, a whole run about "
          "1.75x instead of 2.2x, inside the 2x allowed. On the validation split's worst-case "
          "search (seed 0) the adaptive worst case rose and the universal background fell "
-         "0.3 points (docs/threat-model.md)."),
+         "0.3 points (docs/threat-model.md).", _NOISE_SCORE, seeds=(0, 1, 2), searched=True),
+    Step("full", "+ stage 3 keeps the epoch the worst-case search scores best (= `full`)",
+         "full",
+         "Clean and uniform-noise validation accuracy are near 99% from stage 3's fourth "
+         "epoch on and do not tell its epochs apart on what the benchmark measures; the "
+         "worst-case search does. Of the last 4 epochs, stage 3 keeps the one with the "
+         "highest adaptive accuracy under the search (budget 20, a seed of its own, so it "
+         "never sees the test protocol's backgrounds) on 2,000 validation images "
+         "(docs/threat-model.md)."),
 )
 
 @cache

@@ -40,7 +40,10 @@ def test_the_ladder_starts_at_faithful_and_ends_at_full():
     searches = {s.tag: (o.family_candidates, o.family_moves) for s in full_steps
                 if (o := resolve("full", s.changes)).family_share > 0}
     assert searches == {"families": (4, 0), "families-8": (8, 0), "moves": (8, 4),
-                        "holes": (8, 4), "epochs-12": (8, 4), "full": (4, 2)}
+                        "holes": (8, 4), "epochs-12": (8, 4), "search-4x2": (4, 2),
+                        "full": (4, 2)}
+    # Only `full` picks stage 3's epoch by the worst-case search.
+    assert [s.tag for s in full_steps if resolve("full", s.changes).select_budget] == ["full"]
     differs = {k for k, v in resolve("full", full_steps[0].changes).as_dict().items()
                if v != resolve("faithful", faithful_steps[-1].changes).as_dict()[k]}
     assert differs == {"clean_fraction"}

@@ -69,6 +69,43 @@ def test_each_method_runs_and_writes_its_files(tmp_path, data, method):
     assert (run / "background_generator.pt").exists() == (backgrounds is not None)
 
 
+def test_stage3_keeps_the_epoch_the_worst_case_search_scores_best(tmp_path, data):
+    # The search scores only the last `select_epochs` epochs, on the first `select_images`
+    # validation images; an earlier epoch cannot be kept, however it scores.
+    config = make_config("mnist", "truemask", "quick", seed=0, overrides={
+        **TINY, "adv_epochs": 3, "select_budget": 4, "select_images": 40, "select_epochs": 2})
+    run = tmp_path / "run"
+    done = train(config, run, quiet=True, tensors=data)
+    lines = [line for line in read_metrics(run) if line["stage"] == "adversarial"]
+    assert lines[0]["score"] is None and "val_worst_case_adaptive" not in lines[0]
+    searched = lines[1:]
+    assert all(line["score"] == line["val_worst_case_adaptive"] for line in searched)
+    assert all(line["val_worst_case_adaptive"] <= line["val_worst_case_universal"]
+               for line in searched)
+    best = max(searched, key=lambda line: line["score"])
+    summary = done["stages"]["adversarial"]
+    assert (summary["best_epoch"], summary["best_score"]) == (best["epoch"], best["score"])
+    # The kept classifier is the one that scored: the same search on it gives its score.
+    from bgbench.data.torch_data import unpad
+    from bgbench.train.evaluate import worst_case_accuracy
+    from bgbench.train.stages import SELECTION_SEARCH_SEED
+
+    model, _ = load_classifier(run)
+    parts = split(*data, 64, 0, 0)
+    again = worst_case_accuracy(model, "mnist", unpad(parts.x_val[:40]),
+                                parts.y_val[:40].numpy(), 4, seed=SELECTION_SEARCH_SEED)
+    assert again["worst_case_adaptive"] == pytest.approx(best["score"], abs=1e-6)
+
+
+def test_unpad_inverts_the_padded_tensors():
+    from bgbench.backgrounds import pad
+    from bgbench.data.torch_data import unpad
+
+    images = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8).numpy()
+    x = torch.from_numpy(pad(images)).unsqueeze(1).float().div_(255)
+    assert (unpad(x) == images).all()
+
+
 def test_classifier_loss_goes_down(tmp_path, data):
     run = tmp_path / "run"
     train(tiny_config("traditional", epochs=4, lr=3e-3), run, quiet=True, tensors=data)
@@ -120,7 +157,7 @@ def _epochs(t, stage):
         return stage.epoch(t.context, trained, optimizers,
                            torch.Generator().manual_seed(seed), stage.name)
 
-    return epoch, lambda: stage.validate(t.context)
+    return epoch, lambda: stage.validate(t.context, 1)
 
 
 def test_mask_stage_drives_the_area_towards_the_limit(tmp_path, data):

@@ -123,7 +123,7 @@ def stage_step(stage: Stage, models: dict[str, nn.Module], opts: TrainOptions,
     optimizers = stage.optimizers(models, opts)
     trained = stage.trained(models)
     context = StageContext(Split(x, y, x, y), models, opts, Context(device=x.device),
-                           Progress(enabled=False, quiet=True))
+                           Progress(enabled=False, quiet=True), "synthetic")
     stage.train_mode(context, trained)
     batch = stage.draw(context, torch.arange(x.shape[0]), torch.Generator().manual_seed(SEED))
     return lambda: stage.train_step(context, trained, optimizers, batch)[0]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from bgbench.backgrounds import pad
+from bgbench.backgrounds import PAD, pad
 from bgbench.data.load import load_numpy
 
 
@@ -16,3 +17,9 @@ def load_tensors(dataset: str, split: str, data_root: str | Path | None = None
     images, labels = load_numpy(dataset, split, data_root)
     x = torch.from_numpy(pad(images)).unsqueeze(1).float().div_(255)
     return x, torch.from_numpy(labels)
+
+
+def unpad(x: torch.Tensor) -> np.ndarray:
+    """``load_tensors``'s images back to ``uint8 [N, 28, 28]``: float ``[N, 1, 32, 32]`` in
+    [0, 1], cropped by 2 and rounded to the nearest grey level."""
+    return x[:, 0, PAD:-PAD, PAD:-PAD].mul(255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()

@@ -68,9 +68,11 @@ def worst_case_accuracy(model: nn.Module, dataset: str, images: np.ndarray,
     from bgbench.attack.search import DEFAULT_SEED
     from bgbench.harness.testsets import TestSuite
 
+    device = next(model.parameters()).device
+
     def predict(batch: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return model(torch.from_numpy(batch)).numpy()
+            return model(torch.from_numpy(batch).to(device)).float().cpu().numpy()
 
     model.eval()
     suite = TestSuite(dataset, images, labels, split=split)

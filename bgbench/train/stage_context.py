@@ -45,6 +45,7 @@ class StageContext:
     opts: TrainOptions
     dist: Context
     progress: EpochProgress
+    dataset: str
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def cached(self, key: str, compute: Callable[[], Any]) -> Any:

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from bgbench import records
+from bgbench.data.torch_data import unpad
 from bgbench.models import AGCNN, MaskUNet, TiledBackgroundGenerator, VGGClassifier
 from bgbench.ops import composite
 from bgbench.train import masks as masklib
@@ -48,7 +49,11 @@ from bgbench.train.steps import (
 
 VALIDATION_NOISE_SEED = 20240607
 
-Validation = tuple[float, dict[str, float]]
+# The epoch's score (None: the epoch cannot be kept) and its validation metrics.
+Validation = tuple[float | None, dict[str, float]]
+# The worst-case search that picks stage 3's epoch draws its own backgrounds, not the ones
+# `bgbench attack` tests with.
+SELECTION_SEARCH_SEED = 20261207
 
 
 def vgg_classifier(opts: TrainOptions) -> nn.Module:
@@ -166,8 +171,9 @@ class ClassifierStage(OneNetworkStage):
         """The network whose clean validation accuracy scores the epoch."""
         return self.trained(models)
 
-    def validate(self, c: StageContext) -> Validation:
-        """The score that picks the best epoch, and the validation metrics."""
+    def validate(self, c: StageContext, epoch: int) -> Validation:
+        """The score that picks the best epoch (``epoch``, counted from 1, just trained), and
+        the validation metrics."""
         return c.validate_clean(self.scored(c.models))
 
 
@@ -241,7 +247,7 @@ class MaskStage(OneNetworkStage):
         return c.finish(meters, batches)
 
     @torch.no_grad()
-    def validate(self, c: StageContext) -> Validation:
+    def validate(self, c: StageContext, epoch: int) -> Validation:
         """Score: minus the validation stage-2 loss (with the untransformed mask)."""
         fm = c.models["mask_generator"].eval()
         f = c.models["classifier"].eval()
@@ -371,10 +377,13 @@ class AdversarialStage:
             c.progress.postfix(meters, loss="train_loss", acc="train_acc", bg="background_mean")
         return c.finish(meters, batches)
 
-    def validate(self, c: StageContext) -> Validation:
-        """Score: the mean of clean accuracy and accuracy on composites with fixed
-        uniform-noise backgrounds (the run's own masks), both on the validation split."""
+    def validate(self, c: StageContext, epoch: int) -> Validation:
+        """Metrics: clean accuracy and accuracy on composites with fixed uniform-noise
+        backgrounds (the run's own masks), both on the validation split. Score: their mean;
+        with ``select_budget``, the adaptive accuracy of the worst-case search on the first
+        ``select_images`` validation images, for the last ``select_epochs`` epochs only."""
         f = c.models["classifier"]
+        o = c.opts
         val_masks = self._masks(c, "val")
         noise = masklib.noise_backgrounds(c.data.x_val.shape[0], "uniform", 0.5,
                                           torch.Generator().manual_seed(VALIDATION_NOISE_SEED))
@@ -385,7 +394,20 @@ class AdversarialStage:
 
         clean = c.accuracy(f, c.data.x_val, c.data.y_val)
         noisy = c.accuracy(f, c.data.x_val, c.data.y_val, with_noise)
-        return (clean + noisy) / 2, {"val_acc": clean, "val_acc_noise": noisy}
+        metrics = {"val_acc": clean, "val_acc_noise": noisy}
+        if not o.select_budget:
+            return (clean + noisy) / 2, metrics
+        if epoch <= getattr(o, self.epochs_option) - o.select_epochs:
+            return None, metrics
+        from bgbench.train.evaluate import worst_case_accuracy
+
+        n = o.select_images or c.data.x_val.shape[0]
+        found = worst_case_accuracy(f, c.dataset, unpad(c.data.x_val[:n]),
+                                    c.data.y_val[:n].cpu().numpy(), o.select_budget,
+                                    seed=SELECTION_SEARCH_SEED)
+        metrics.update(val_worst_case_adaptive=round(found["worst_case_adaptive"], 6),
+                       val_worst_case_universal=round(found["worst_case_universal"], 6))
+        return metrics["val_worst_case_adaptive"], metrics
 
 
 Stage = OneNetworkStage | AdversarialStage

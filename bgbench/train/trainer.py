@@ -88,7 +88,8 @@ class Trainer:
         # are saved contiguous (clone_state), so checkpoints load whatever the layout.
         self.models = {k: m.to(ctx.device, memory_format=torch.channels_last)
                        for k, m in build_models(config.method, self.opts).items()}
-        self.context = StageContext(self.data, self.models, self.opts, ctx, self.progress)
+        self.context = StageContext(self.data, self.models, self.opts, ctx, self.progress,
+                                    config.dataset)
         self.summary: dict[str, Any] = {}
 
     # -- the run ---------------------------------------------------------------------------
@@ -154,8 +155,8 @@ class Trainer:
                                         f"{stage.name} {epoch + 1}/{epochs}")
             seconds = time.time() - t0
             images = train_metrics.pop("images")
-            score, val_metrics = stage.validate(self.context)
-            if score > ckpt.best_score:
+            score, val_metrics = stage.validate(self.context, epoch + 1)
+            if score is not None and score > ckpt.best_score:
                 ckpt.best_score, ckpt.best_epoch = score, epoch + 1
                 ckpt.best_modules = self._clone(names)
                 ckpt.best_metrics = val_metrics
