@@ -130,7 +130,7 @@ def one_line_error(capsys, code: int, rc: int) -> str:
 TINY = {"epochs": 2, "mask_epochs": 1, "adv_epochs": 2, "local_epochs": 1, "batch_size": 32,
         "train_subset": 0, "val_size": 32, "unet_width": 4, "gen_width": 8, "cc_iterations": 8}
 IMAGES = 128
-TIMING = ("seconds", "images_per_second", "train_seconds", "last_session_seconds",
+TIMING = ("seconds", "val_seconds", "images_per_second", "train_seconds", "last_session_seconds",
           "finished", "created")
 
 

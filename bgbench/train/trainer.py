@@ -118,8 +118,10 @@ class Trainer:
         path = self.out / METRICS
         if not path.exists():
             return 0.0
-        return sum(json.loads(line)["seconds"] for line in path.read_text().splitlines()
-                   if line.strip())
+        # Validation time is recorded since stage 3 could search its epochs; older lines
+        # count their training time only.
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return sum(line["seconds"] + line.get("val_seconds", 0.0) for line in lines)
 
     def _run_stage(self, index: int, stage: Stage) -> None:
         path = self.out / CHECKPOINTS / f"{stage.name}.pt"
@@ -155,17 +157,21 @@ class Trainer:
                                         f"{stage.name} {epoch + 1}/{epochs}")
             seconds = time.time() - t0
             images = train_metrics.pop("images")
+            t1 = time.time()
             score, val_metrics = stage.validate(self.context, epoch + 1)
+            val_seconds = time.time() - t1
             if score is not None and score > ckpt.best_score:
                 ckpt.best_score, ckpt.best_epoch = score, epoch + 1
                 ckpt.best_modules = self._clone(names)
                 ckpt.best_metrics = val_metrics
             line = {"stage": stage.name, "epoch": epoch + 1, **train_metrics, **val_metrics,
                     "score": score, "seconds": round(seconds, 3),
+                    "val_seconds": round(val_seconds, 3),
                     "images_per_second": round(images / seconds, 1)}
             self.progress.log(f"{stage.name} epoch {epoch + 1}/{epochs}: " + ", ".join(
                 f"{k} {v:.4g}" for k, v in line.items()
-                if isinstance(v, float) and k != "seconds") + f", {seconds:.1f}s")
+                if isinstance(v, float) and k not in ("seconds", "val_seconds"))
+                + f", {seconds:.1f}s (validation {val_seconds:.1f}s)")
             ckpt.epochs_done = epoch + 1
             if self.ctx.is_main:
                 self._append_metrics(line)
