@@ -97,6 +97,37 @@ def test_stage3_keeps_the_epoch_the_worst_case_search_scores_best(tmp_path, data
     assert again["worst_case_adaptive"] == pytest.approx(best["score"], abs=1e-6)
 
 
+def test_stage3_keeps_the_mean_of_its_last_epochs_classifiers(tmp_path, data, monkeypatch):
+    saved = {}
+    append = trainer_mod.Trainer._append_metrics
+
+    def keep(self, line):
+        append(self, line)
+        if line["stage"] == "adversarial":
+            saved[line["epoch"]] = {k: v.clone() for k, v in
+                                    self.models["classifier"].state_dict().items()}
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_append_metrics", keep)
+    run = tmp_path / "run"
+    done = train(tiny_config("truemask", adv_epochs=3, average_epochs=2), run, quiet=True,
+                 tensors=data)
+    assert sorted(saved) == [1, 2, 3]
+    model, _ = load_classifier(run)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, (saved[2][key] + saved[3][key]) / 2)
+    summary = done["stages"]["adversarial"]
+    assert (summary["best_epoch"], summary["averaged_epochs"]) == (3, 2)
+    assert summary["best_score"] == (summary["val_acc"] + summary["val_acc_noise"]) / 2
+    # A checkpoint from before averaging existed (no average fields) still loads.
+    path = run / "checkpoints" / "adversarial.pt"
+    state = torch.load(path, weights_only=True)
+    del state["average"], state["averaged"]
+    torch.save(state, path)
+    assert StageCheckpoint.load(path).averaged == 0
+    with pytest.raises(ParameterError, match="average_epochs"):
+        tiny_config("truemask", adv_epochs=3, average_epochs=4)
+
+
 def test_unpad_inverts_the_padded_tensors():
     from bgbench.backgrounds import pad
     from bgbench.data.torch_data import unpad

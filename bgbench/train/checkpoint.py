@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,30 @@ class StageCheckpoint:
     best_epoch: int
     best_modules: dict[str, StateDict]
     best_metrics: dict[str, float]
+    # With weight averaging: the running mean of the averaged networks over the last
+    # ``averaged`` epochs (absent from checkpoints of runs that never averaged).
+    average: dict[str, StateDict] = field(default_factory=dict)
+    averaged: int = 0
 
     @property
     def summary(self) -> dict[str, float]:
-        """The best epoch, its score and its validation metrics (``done.json``'s stages)."""
-        return {"best_epoch": self.best_epoch, "best_score": self.best_score,
+        """The kept epoch (with averaging: the last one averaged, and how many were), its
+        score and its validation metrics (``done.json``'s stages)."""
+        averaged = {"averaged_epochs": self.averaged} if self.averaged else {}
+        return {"best_epoch": self.best_epoch, **averaged, "best_score": self.best_score,
                 **self.best_metrics}
+
+    def add_to_average(self, modules: dict[str, StateDict]) -> None:
+        """Fold ``modules`` (CPU state dicts) into the running mean of their weights."""
+        self.averaged += 1
+        for name, state in modules.items():
+            mean = self.average.setdefault(name, state)
+            if mean is not state:
+                for key, value in state.items():
+                    if value.is_floating_point():
+                        mean[key] += (value - mean[key]) / self.averaged
+                    else:  # counters and the like: the latest
+                        mean[key] = value
 
     def save(self, path: Path) -> None:
         """Write atomically as a plain dictionary (readable with ``weights_only=True``)."""
@@ -49,7 +67,9 @@ class StageCheckpoint:
         """Read ``path``; a broken or foreign file is an error naming it."""
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-            return cls(**{f.name: state[f.name] for f in dataclasses.fields(cls)})
+            return cls(**{f.name: state[f.name] for f in dataclasses.fields(cls)
+                          if f.name in state or f.default is dataclasses.MISSING
+                          and f.default_factory is dataclasses.MISSING})
         except Exception as err:
             raise BgbenchError(f"checkpoint {path} is corrupt or unreadable "
                                f"({type(err).__name__}); delete it or start the run over") from None

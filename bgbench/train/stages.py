@@ -107,6 +107,10 @@ class OneNetworkStage:
     build: Callable[[TrainOptions], nn.Module]
     lr_option: str
 
+    def averaged(self, opts: TrainOptions) -> tuple[str, ...]:
+        """The networks whose weights the stage averages over its last epochs: none."""
+        return ()
+
     def networks(self) -> dict[str, Callable[[TrainOptions], nn.Module]]:
         """The networks this stage needs, by name, with how to build each."""
         return {self.network: self.build}
@@ -315,6 +319,11 @@ class AdversarialStage:
 
     def _generator(self, c: StageContext) -> nn.Module | None:
         return c.models["background_generator"] if self.backgrounds == "generator" else None
+
+    def averaged(self, opts: TrainOptions) -> tuple[str, ...]:
+        """The classifier, with ``average_epochs``; the background generator is kept as its
+        last epoch left it."""
+        return ("classifier",) if opts.average_epochs else ()
 
     def train_mode(self, c: StageContext, model: nn.Module) -> None:
         c.models["classifier"].train()

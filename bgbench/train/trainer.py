@@ -137,6 +137,8 @@ class Trainer:
             return
 
         epochs = getattr(self.opts, stage.epochs_option)
+        averaged = stage.averaged(self.opts)
+        first_averaged = epochs - self.opts.average_epochs  # epochs after it are averaged
         for model in self.models.values():
             model.requires_grad_(False)
         optimizers = stage.optimizers(self.models, self.opts)
@@ -173,11 +175,15 @@ class Trainer:
                 if isinstance(v, float) and k not in ("seconds", "val_seconds"))
                 + f", {seconds:.1f}s (validation {val_seconds:.1f}s)")
             ckpt.epochs_done = epoch + 1
+            if averaged and epoch >= first_averaged:
+                ckpt.add_to_average(self._clone(averaged))
             if self.ctx.is_main:
                 self._append_metrics(line)
                 self._save_progress(path, ckpt, names, optimizers)
             self.ctx.barrier()
 
+        if averaged:
+            self._keep_average(stage, ckpt, names, averaged, epochs, path)
         if not ckpt.best_modules:
             raise BgbenchError(f"stage {stage.name} never reached a finite validation score "
                                "(the loss diverged); lower its learning rate")
@@ -188,6 +194,18 @@ class Trainer:
         if self.ctx.is_main:
             self._save_progress(path, ckpt, names, optimizers)
         self.ctx.barrier()
+
+    def _keep_average(self, stage: Stage, ckpt: StageCheckpoint, names: tuple[str, ...],
+                      averaged: tuple[str, ...], epochs: int, path: Path) -> None:
+        """Keep the averaged networks (the others as the last epoch left them), validated."""
+        for name in averaged:
+            load_state(self.models[name], ckpt.average[name], path)
+        score, metrics = stage.validate(self.context, epochs)
+        ckpt.best_score, ckpt.best_epoch, ckpt.best_metrics = score, epochs, metrics
+        ckpt.best_modules = self._clone(names)
+        self.progress.log(f"{stage.name}: the mean of the last {ckpt.averaged} epochs' "
+                          f"{', '.join(averaged)}: " + ", ".join(
+                              f"{k} {v:.4g}" for k, v in metrics.items()))
 
     def _clone(self, names: tuple[str, ...]) -> dict[str, StateDict]:
         return {n: clone_state(self.models[n]) for n in names}
