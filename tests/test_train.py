@@ -209,8 +209,12 @@ def test_mask_stage_drives_the_area_towards_the_limit(tmp_path, data):
     assert end["val_acc_transformed"] > 0.8  # the mask still keeps the objects
 
 
-def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, data, monkeypatch):
-    config = tiny_config("truemask", adv_epochs=2)
+# With averaging, the cut falls after the first averaged epoch: the resumed run must carry
+# the running mean on from the checkpoint.
+@pytest.mark.parametrize("average_epochs", [0, 2])
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, data, monkeypatch,
+                                                                average_epochs):
+    config = tiny_config("truemask", adv_epochs=2, average_epochs=average_epochs)
     train(config, tmp_path / "full", quiet=True, tensors=data)
 
     saves = {"n": 0}
