@@ -108,8 +108,9 @@ class TrainOptions:
                                          "uniformly in [0, 0.3], before compositing (holes "
                                          "in the object)", minimum=0, maximum=1)
     average_epochs: int = _option(4, "stage 3's classifier is the mean of its weights at the "
-                                  "end of its last N epochs (0: the weights of its best epoch "
-                                  "by the validation score)", minimum=0)
+                                  "end of its last N epochs (all of them if fewer; 0: the "
+                                  "weights of its best epoch by the validation score)",
+                                  minimum=0)
     select_budget: int = _option(0, "stage 3 keeps the epoch of highest adaptive worst-case "
                                  "accuracy on the validation images (`bgbench attack`'s search "
                                  "at this budget, its own seed); 0: of highest mean clean and "
@@ -139,9 +140,6 @@ class TrainOptions:
             value = _typed(f.name, f.type, getattr(self, f.name))
             object.__setattr__(self, f.name, value)
             _check_range(f.name, value, f.metadata)
-        if self.average_epochs > self.adv_epochs:
-            raise ParameterError(f"`average_epochs` must be at most `adv_epochs` "
-                                 f"({self.adv_epochs}), got {self.average_epochs}")
         try:
             train_families(self)
         except ValueError as err:
