@@ -203,7 +203,8 @@ def test_unrecorded_where_off_so_configs_without_them_read_as_they_ran():
     assert not family_keys & set(recorded)
     assert TrainOptions.from_dict(recorded) == resolve("full", off)
     full = resolve("full").as_dict()
-    assert (full["family_share"], full["family_candidates"], full["family_moves"]) == (0.5, 4, 2)
+    assert (full["family_share"], full["family_candidates"], full["family_moves"],
+            full["family_precision"]) == (0.5, 8, 4, "bf16")
     assert TrainOptions.from_dict(full) == resolve("full")
 
 

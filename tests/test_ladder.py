@@ -36,14 +36,18 @@ def test_the_ladder_starts_at_faithful_and_ends_at_full():
     full = resolve("full")
     for step in full_steps:
         assert all(getattr(full, k) != v for k, v in step.changes.items())
-    # The family search grows to 8 candidates and 4 moves, then shrinks to `full`'s.
+    # The family search grows to 8 candidates and 4 moves, shrinks to 4 and 2, and grows
+    # back for `full`, which alone scores it in bfloat16.
     searches = {s.tag: (o.family_candidates, o.family_moves) for s in full_steps
                 if (o := resolve("full", s.changes)).family_share > 0}
     assert searches == {"families": (4, 0), "families-8": (8, 0), "moves": (8, 4),
                         "holes": (8, 4), "epochs-12": (8, 4), "search-4x2": (4, 2),
-                        "full": (4, 2)}
-    # Only `full` averages stage 3's last epochs.
-    assert [s.tag for s in full_steps if resolve("full", s.changes).average_epochs] == ["full"]
+                        "average": (4, 2), "full": (8, 4)}
+    assert [s.tag for s in full_steps
+            if resolve("full", s.changes).family_precision == "bf16"] == ["full"]
+    # The last two steps average stage 3's last epochs.
+    assert [s.tag for s in full_steps
+            if resolve("full", s.changes).average_epochs] == ["average", "full"]
     differs = {k for k, v in resolve("full", full_steps[0].changes).as_dict().items()
                if v != resolve("faithful", faithful_steps[-1].changes).as_dict()[k]}
     assert differs == {"clean_fraction"}
