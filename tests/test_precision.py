@@ -170,11 +170,14 @@ def test_bf16_family_scoring_without_native_bf16_is_an_error_naming_the_option(
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     overrides = {**TINY, "family_precision": "bf16"}
-    config = make_config("synthetic", "proposal", "quick", overrides=overrides)
-    with pytest.raises(ParameterError, match="`family_precision` bf16 cannot run on cpu.*"
-                                             "train with `family_precision` fp32"):
-        train(config, tmp_path / "run", tensors=synthetic(128, seed=0))
-    assert not (tmp_path / "run").exists()
+    # `full` scores in bf16 by default; on such a CPU it stops and names the flag to pass.
+    for preset, changes in (("quick", overrides), ("full", TINY)):
+        config = make_config("synthetic", "proposal", preset, overrides=changes)
+        assert config.options.family_precision == "bf16"
+        with pytest.raises(ParameterError, match="`family_precision` bf16 cannot run on cpu.*"
+                           "train with `family_precision` fp32 \\(`--family-precision fp32`\\)"):
+            train(config, tmp_path / "run", tensors=synthetic(128, seed=0))
+        assert not (tmp_path / "run").exists()
     # Without family backgrounds there is no family search, so nothing to refuse.
     config = make_config("synthetic", "proposal", "quick",
                          overrides={**overrides, "family_share": 0.0})

@@ -51,8 +51,9 @@ def check_precision(precision: str, device: torch.device, option: str = "precisi
     if precision == "bf16":
         reason = bf16_support(device)
         if reason is not None:
+            flag = "--" + option.replace("_", "-")
             raise ParameterError(f"`{option}` bf16 cannot run on {device.type}: {reason}; "
-                                 f"train with `{option}` fp32")
+                                 f"train with `{option}` fp32 (`{flag} fp32`)")
 
 
 def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
